@@ -94,3 +94,26 @@ def settings(
 def session(settings: Settings):
     with app_db.get_sessionmaker()() as s:
         yield s
+
+
+@pytest.fixture
+def file_server():
+    """Serve folders over real HTTP on 127.0.0.1. Returns ``serve(folder) -> base URL``."""
+    import functools
+    import http.server
+    import threading
+
+    servers = []
+
+    def serve(folder: Path) -> str:
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+        handler.log_message = lambda *a, **k: None  # type: ignore[method-assign]
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -7,7 +7,6 @@ any feed yt-dlp understands) that a worker expands into one video row per entry.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import BinaryIO, Literal
 from urllib.parse import parse_qs, urlparse
@@ -19,6 +18,7 @@ from app import queue
 from app.media import new_upload_path, safe_filename
 from app.models import Channel, User, Video, VideoStatus
 from app.services import audit
+from app.services.stages import ensure_stage_rows, reset_stage_rows
 from app.settings import get_settings
 
 YOUTUBE_HOSTS = {"youtube.com", "www.youtube.com", "m.youtube.com", "youtu.be", "music.youtube.com"}
@@ -47,7 +47,12 @@ def classify_url(url: str) -> tuple[str, bool]:
 
 
 def queue_url(
-    *, session: Session, url: str, user: User | None, kind: SourceKind = "auto"
+    *,
+    session: Session,
+    url: str,
+    user: User | None,
+    kind: SourceKind = "auto",
+    enqueue: bool = True,
 ) -> Channel | Video:
     url = url.strip()
     source_kind, expands = classify_url(url)
@@ -71,15 +76,23 @@ def queue_url(
             url=url,
         )
         session.commit()
-        queue.enqueue(queue.TASK_EXPAND_SOURCE, channel.id)
+        if enqueue:
+            queue.enqueue(queue.TASK_EXPAND_SOURCE, channel.id)
         return channel
     video = Video(
         source_kind=source_kind, source_url=url, title=url, created_by_id=user.id if user else None
     )
-    return _add_and_enqueue(session=session, video=video, user=user)
+    return _add_and_enqueue(session=session, video=video, user=user, enqueue=enqueue)
 
 
-def queue_file(*, session: Session, path: Path, user: User | None, trusted: bool = False) -> Video:
+def queue_file(
+    *,
+    session: Session,
+    path: Path,
+    user: User | None,
+    trusted: bool = False,
+    enqueue: bool = True,
+) -> Video:
     """Queue a file on this machine. Untrusted callers (the web) must stay inside import_dirs."""
     path = Path(path).expanduser()
     if not trusted:
@@ -96,7 +109,7 @@ def queue_file(*, session: Session, path: Path, user: User | None, trusted: bool
         title=path.name,
         created_by_id=user.id if user else None,
     )
-    return _add_and_enqueue(session=session, video=video, user=user)
+    return _add_and_enqueue(session=session, video=video, user=user, enqueue=enqueue)
 
 
 def queue_upload(*, session: Session, filename: str, stream: BinaryIO, user: User | None) -> Video:
@@ -125,15 +138,19 @@ def queue_upload(*, session: Session, filename: str, stream: BinaryIO, user: Use
 
 def requeue_video(*, session: Session, video: Video, user: User | None) -> Video:
     video.status, video.error = VideoStatus.queued, None
+    reset_stage_rows(session, video)
     audit.record(session=session, user=user, action="video.requeue", target=f"video:{video.id}")
     session.commit()
     queue.enqueue(queue.TASK_FETCH, video.id)
     return video
 
 
-def _add_and_enqueue(*, session: Session, video: Video, user: User | None) -> Video:
+def _add_and_enqueue(
+    *, session: Session, video: Video, user: User | None, enqueue: bool = True
+) -> Video:
     session.add(video)
     session.flush()
+    ensure_stage_rows(session, video)
     audit.record(
         session=session,
         user=user,
@@ -142,10 +159,6 @@ def _add_and_enqueue(*, session: Session, video: Video, user: User | None) -> Vi
         source=video.source_kind,
     )
     session.commit()
-    queue.enqueue(queue.TASK_FETCH, video.id)
+    if enqueue:
+        queue.enqueue(queue.TASK_FETCH, video.id)
     return video
-
-
-def copy_into(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dest)

@@ -1,0 +1,224 @@
+"""The ``quilt`` command. Every subcommand is a ``main(argv)`` so tests call what users run.
+
+quilt db upgrade                      migrate the database to the latest schema
+quilt user add NAME --role ROLE       create an account (password prompted or generated)
+quilt ingest SOURCE [--kind K]        queue a file, URL, YouTube video, channel or playlist
+quilt worker [-Q cpu,gpu]             run a Celery worker
+quilt serve [--port N]                run the web app
+quilt pipeline run VIDEO --out DIR    run the pipeline on one video, no database or broker
+quilt release create|verify|list      freeze approved pairs into a release; check one
+quilt demo                            everything at once on the embedded default (make run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+from pathlib import Path
+
+from app.settings import get_settings
+
+
+def _db(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="quilt db")
+    parser.add_argument("action", choices=["upgrade"])
+    parser.parse_args(argv)
+    from app.migrate import upgrade
+
+    upgrade()
+    print(f"database at head: {_redact(get_settings().database_url)}")
+    return 0
+
+
+def _user(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="quilt user")
+    parser.add_argument("action", choices=["add"])
+    parser.add_argument("username")
+    parser.add_argument("--role", choices=["admin", "reviewer"], default="reviewer")
+    parser.add_argument(
+        "--password-env",
+        default="QUILT_NEW_PASSWORD",
+        help="environment variable holding the password (default QUILT_NEW_PASSWORD); "
+        "when unset, the password is asked for on a terminal or generated",
+    )
+    args = parser.parse_args(argv)
+    from app.db import session_scope
+    from app.passwords import generate_password
+    from app.services.users import UserError, create_user
+
+    password = os.environ.get(args.password_env, "")
+    generated = False
+    if not password:
+        if sys.stdin.isatty():
+            password = getpass.getpass(f"password for {args.username}: ")
+        else:
+            password, generated = generate_password(), True
+    try:
+        with session_scope() as session:
+            create_user(session=session, username=args.username, password=password, role=args.role)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"created {args.role} {args.username}" + (f" with password {password}" if generated else "")
+    )
+    return 0
+
+
+def _ingest(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="quilt ingest")
+    parser.add_argument("source", help="a local video file, an http(s) URL, a YouTube URL")
+    parser.add_argument(
+        "--kind",
+        choices=["auto", "video", "channel"],
+        default="auto",
+        help="channel: expand the URL into its videos (auto detects YouTube)",
+    )
+    parser.add_argument(
+        "--inline",
+        action="store_true",
+        help="run all stages here and now instead of queueing (files and single videos only)",
+    )
+    args = parser.parse_args(argv)
+    from app.db import session_scope
+    from app.services.ingest import IngestError, queue_file, queue_url
+
+    is_url = args.source.startswith(("http://", "https://"))
+    try:
+        with session_scope() as session:
+            if is_url:
+                item = queue_url(
+                    session=session,
+                    url=args.source,
+                    user=None,
+                    kind=args.kind,
+                    enqueue=not args.inline,
+                )
+            else:
+                item = queue_file(
+                    session=session,
+                    path=Path(args.source),
+                    user=None,
+                    trusted=True,
+                    enqueue=not args.inline,
+                )
+            item_id, kind = item.id, type(item).__name__.lower()
+    except IngestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.inline:
+        if kind != "video":
+            print("error: --inline takes a single video", file=sys.stderr)
+            return 1
+        from workers.tasks import run_all_inline
+
+        status = run_all_inline(item_id)
+        print(f"video {item_id}: {status}")
+        return 0 if status == "done" else 2
+    print(f"queued {kind} {item_id}")
+    return 0
+
+
+def _worker(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="quilt worker")
+    parser.add_argument("-Q", "--queues", default="cpu,gpu")
+    parser.add_argument("-c", "--concurrency", type=int, default=0)
+    parser.add_argument("--loglevel", default="INFO")
+    args = parser.parse_args(argv)
+    from workers.celery_app import celery_app
+
+    worker_argv = [
+        "worker",
+        "-Q",
+        args.queues,
+        "--loglevel",
+        args.loglevel,
+        "--without-gossip",
+        "--without-mingle",
+        "-n",
+        f"quilt-{args.queues}@%h",
+    ]
+    if args.concurrency:
+        worker_argv += ["--concurrency", str(args.concurrency)]
+    celery_app.worker_main(worker_argv)
+    return 0
+
+
+def _serve(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="quilt serve")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    import uvicorn
+
+    uvicorn.run(
+        "app.web.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        proxy_headers=True,
+        log_level="info",
+    )
+    return 0
+
+
+def _pipeline(argv: list[str]) -> int:
+    if not argv or argv[0] != "run":
+        print("usage: quilt pipeline run VIDEO --out DIR", file=sys.stderr)
+        return 2
+    from workers.pipeline import main as pipeline_main
+
+    return pipeline_main(argv[1:])
+
+
+def _release(argv: list[str]) -> int:
+    from app.release_cli import main as release_main
+
+    return release_main(argv)
+
+
+def _demo(argv: list[str]) -> int:
+    from app.demo import main as demo_main
+
+    return demo_main(argv)
+
+
+COMMANDS = {
+    "db": _db,
+    "user": _user,
+    "ingest": _ingest,
+    "worker": _worker,
+    "serve": _serve,
+    "pipeline": _pipeline,
+    "release": _release,
+    "demo": _demo,
+}
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:***@{host}" if ":" in creds else url
+    return url
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print(__doc__)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    try:
+        return COMMANDS[argv[0]](argv[1:])
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

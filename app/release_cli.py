@@ -1,0 +1,126 @@
+"""`quilt release`: create, verify and list dataset releases.
+
+    quilt release create VERSION [--notes TEXT] [--user NAME] [--val-fraction F] [--test-fraction F]
+    quilt release verify VERSION_OR_PATH
+    quilt release list
+
+``main(argv)`` takes the arguments after ``release``; ``configure_parser`` fills a parser
+(or an argparse sub-parser) so app/cli.py can mount the same commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sqlalchemy import select
+
+from app.db import session_scope
+from app.models import User
+from app.services.releases import (
+    VERSION_RE,
+    ReleaseError,
+    create_release,
+    get_release,
+    list_releases,
+    read_manifest,
+    release_dir,
+    verify_release,
+)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    commands = parser.add_subparsers(dest="release_command", required=True)
+
+    create = commands.add_parser("create", help="freeze every approved pair into a release")
+    create.add_argument("version", help="e.g. 2025.06 or v1.0; never reused")
+    create.add_argument("--notes", default=None, help="free text for the data card")
+    create.add_argument("--user", default=None, help="username recorded as the creator")
+    create.add_argument("--val-fraction", type=float, default=0.05)
+    create.add_argument("--test-fraction", type=float, default=0.05)
+    create.set_defaults(handler=_create)
+
+    verify = commands.add_parser("verify", help="re-hash a release against its manifest")
+    verify.add_argument("target", metavar="VERSION_OR_PATH")
+    verify.set_defaults(handler=_verify)
+
+    listing = commands.add_parser("list", help="list releases")
+    listing.set_defaults(handler=_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = configure_parser(argparse.ArgumentParser(prog="quilt release"))
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+def _error(message: str) -> int:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    return 1
+
+
+def _create(args: argparse.Namespace) -> int:
+    try:
+        with session_scope() as session:
+            user = None
+            if args.user:
+                user = session.scalar(select(User).where(User.username == args.user))
+                if user is None:
+                    return _error(f"no user {args.user!r}")
+            release = create_release(
+                session=session,
+                version=args.version,
+                user=user,
+                notes=args.notes,
+                val_fraction=args.val_fraction,
+                test_fraction=args.test_fraction,
+            )
+            folder = release_dir(release)
+            pair_count = release.pair_count
+    except ReleaseError as exc:
+        return _error(str(exc))
+    manifest = read_manifest(folder)
+    counts = ", ".join(f"{split} {n}" for split, n in manifest["counts"].items())
+    print(folder)
+    print(f"{pair_count} pairs ({counts})")
+    if manifest.get("skipped"):
+        print(f"{len(manifest['skipped'])} approved pairs left out (unreadable image)")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    target: str = args.target
+    expected = None
+    folder: Path | None = None
+    if VERSION_RE.match(target):
+        with session_scope() as session:
+            release = get_release(session=session, version=target)
+            if release is not None:
+                if release.status != "ready":
+                    return _error(f"release {target!r} is {release.status}, not ready")
+                folder, expected = release_dir(release), release.manifest_sha256
+    if folder is None:
+        if not Path(target).is_dir():
+            return _error(f"no release or folder {target!r}")
+        folder = Path(target)
+    problems = verify_release(folder, expected_manifest_sha256=expected)
+    if problems:
+        print(f"{folder}: {len(problems)} problem(s)")
+        for problem in problems:
+            print(f"  {problem}")
+        return 1
+    print(f"{folder}: ok")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    with session_scope() as session:
+        releases = list_releases(session=session)
+        for release in releases:
+            detail = release.path if release.status == "ready" else (release.error or "")
+            created = release.created_at.strftime("%Y-%m-%d %H:%M")
+            detail = " ".join(detail.split())[:120]
+            print(f"{release.version}\t{release.status}\t{release.pair_count}\t{created}\t{detail}")
+    return 0

@@ -1,0 +1,29 @@
+"""Dataset releases: list them; admins freeze the approved pairs into a new one."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+
+from app.db import SessionDep
+from app.web import queries
+from app.web.api.schemas import ReleaseIn, ReleaseOut
+from app.web.deps import AdminUser, CurrentUser
+
+router = APIRouter(prefix="/releases", tags=["releases"])
+
+
+@router.get("", response_model=list[ReleaseOut])
+def list_releases(session: SessionDep, user: CurrentUser) -> list[ReleaseOut]:
+    return [ReleaseOut.model_validate(r) for r in queries.list_releases(session=session)]
+
+
+@router.post("", response_model=ReleaseOut, status_code=201)
+def create_release(body: ReleaseIn, session: SessionDep, user: AdminUser) -> ReleaseOut:
+    service = queries.releases_service()
+    if service is None:
+        raise HTTPException(503, "the release service is not installed")
+    release = service.create_release(
+        session=session, version=body.version.strip(), user=user, notes=body.notes
+    )
+    session.commit()
+    return ReleaseOut.model_validate(release)

@@ -1,0 +1,54 @@
+"""Videos and their pipeline progress; admins queue new sources."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Query
+
+from app.db import SessionDep
+from app.models import Channel, Video
+from app.services import ingest
+from app.web import queries
+from app.web.api.schemas import QueuedOut, QueueIn, StageRunOut, VideoDetailOut, VideoList, VideoOut
+from app.web.deps import AdminUser, CurrentUser
+
+router = APIRouter(prefix="/videos", tags=["videos"])
+
+
+@router.get("", response_model=VideoList)
+def list_videos(
+    session: SessionDep,
+    user: CurrentUser,
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+    status: str | None = Query(None, max_length=16),
+) -> VideoList:
+    total, videos = queries.list_videos(session=session, limit=limit, offset=offset, status=status)
+    return VideoList(total=total, items=[VideoOut.model_validate(v) for v in videos])
+
+
+@router.get("/{video_id}", response_model=VideoDetailOut)
+def get_video(video_id: int, session: SessionDep, user: CurrentUser) -> VideoDetailOut:
+    video = session.get(Video, video_id)
+    if video is None:
+        raise HTTPException(404, f"video {video_id} not found")
+    return VideoDetailOut(
+        **VideoOut.model_validate(video).model_dump(),
+        stage_runs=[StageRunOut.model_validate(r) for r in video.stage_runs],
+        pair_counts=queries.pair_counts_for_video(session=session, video_id=video_id),
+        segment_count=queries.segment_count(session=session, video_id=video_id),
+    )
+
+
+@router.post("", response_model=QueuedOut, status_code=201)
+def queue_video(body: QueueIn, session: SessionDep, user: AdminUser) -> QueuedOut:
+    """Queue a video URL, or a channel/playlist that expands into videos."""
+    queued = ingest.queue_url(session=session, url=body.url, user=user, kind=body.kind)
+    return QueuedOut(kind="channel" if isinstance(queued, Channel) else "video", id=queued.id)
+
+
+@router.post("/{video_id}/requeue", response_model=VideoOut)
+def requeue(video_id: int, session: SessionDep, user: AdminUser) -> VideoOut:
+    video = session.get(Video, video_id)
+    if video is None:
+        raise HTTPException(404, f"video {video_id} not found")
+    return VideoOut.model_validate(ingest.requeue_video(session=session, video=video, user=user))

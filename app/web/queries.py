@@ -1,0 +1,81 @@
+"""Read-only queries that both the pages and the API show (lists, counts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from app.models import Pair, Release, TranscriptSegment, Video, VideoStatus
+
+ACTIVE_VIDEO_STATUSES = (VideoStatus.queued, VideoStatus.processing)
+
+
+def list_videos(
+    *, session: Session, limit: int = 100, offset: int = 0, status: str | None = None
+) -> tuple[int, list[Video]]:
+    query = select(Video)
+    count = select(func.count()).select_from(Video)
+    if status:
+        query = query.where(Video.status == status)
+        count = count.where(Video.status == status)
+    videos = session.scalars(
+        query.options(selectinload(Video.stage_runs))
+        .order_by(Video.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return session.scalar(count) or 0, list(videos)
+
+
+def any_active(videos: list[Video]) -> bool:
+    return any(v.status in ACTIVE_VIDEO_STATUSES for v in videos)
+
+
+def pair_counts_for_video(*, session: Session, video_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(Pair.status, func.count()).where(Pair.video_id == video_id).group_by(Pair.status)
+    ).all()
+    return {status: n for status, n in rows}
+
+
+def segment_count(*, session: Session, video_id: int) -> int:
+    return (
+        session.scalar(
+            select(func.count()).where(TranscriptSegment.video_id == video_id)
+        )
+        or 0
+    )
+
+
+def video_counts(*, session: Session) -> dict[str, int]:
+    rows = session.execute(select(Video.status, func.count()).group_by(Video.status)).all()
+    return {status: n for status, n in rows}
+
+
+def list_releases(*, session: Session) -> list[Release]:
+    return list(session.scalars(select(Release).order_by(Release.id.desc())).all())
+
+
+def releases_service() -> ModuleType | None:
+    """app.services.releases, or None while it does not exist yet."""
+    try:
+        from app.services import releases  # noqa: PLC0415 - optional until written
+    except ImportError:
+        return None
+    return releases
+
+
+def release_files(release: Release) -> list[str]:
+    """Files of a release, relative to its folder (what the download route serves)."""
+    service = releases_service()
+    if service is None or release.status != "ready":
+        return []
+    folder: Path = service.release_dir(release)
+    if not folder.is_dir():
+        return []
+    return sorted(
+        str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and not p.is_symlink()
+    )

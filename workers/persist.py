@@ -1,0 +1,253 @@
+"""Moving stage results between the stage dataclasses and the database / media store.
+
+Every save replaces what the same stage wrote before for the same video, so re-running a
+stage never duplicates anything. Pairs are the exception that keeps history: a pair a
+reviewer has touched is never deleted or rewritten by a re-run (see ``upsert_pairs``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from app.media import media_root, relative_to_media, video_dir
+from app.models import Frame, Pair, PairStatus, Review, TranscriptSegment, Video
+from workers.stages.types import (
+    AlignResult,
+    Concept,
+    Correction,
+    FramesResult,
+    KeptFrame,
+    Segment,
+    Sentence,
+    TextResult,
+    Transcript,
+    Word,
+)
+
+TEXT_FILE = "text.json"
+
+
+# --- transcript ----------------------------------------------------------------------
+
+
+def save_transcript(session: Session, video: Video, transcript: Transcript) -> None:
+    session.execute(delete(TranscriptSegment).where(TranscriptSegment.video_id == video.id))
+    for seg in transcript.segments:
+        session.add(
+            TranscriptSegment(
+                video_id=video.id,
+                idx=seg.idx,
+                start_s=seg.start,
+                end_s=seg.end,
+                text=seg.text,
+                avg_logprob=seg.avg_logprob,
+                no_speech_prob=seg.no_speech_prob,
+                words=[asdict(w) for w in seg.words],
+                text_info={},
+            )
+        )
+    video.language = transcript.language
+
+
+def load_transcript(session: Session, video: Video) -> Transcript:
+    rows = session.scalars(
+        select(TranscriptSegment)
+        .where(TranscriptSegment.video_id == video.id)
+        .order_by(TranscriptSegment.idx)
+    ).all()
+    segments = [
+        Segment(
+            idx=r.idx,
+            start=r.start_s,
+            end=r.end_s,
+            text=r.text,
+            words=[Word(**w) for w in r.words],
+            avg_logprob=r.avg_logprob,
+            no_speech_prob=r.no_speech_prob,
+        )
+        for r in rows
+    ]
+    return Transcript(
+        language=video.language or "en",
+        language_probability=1.0,
+        duration_s=video.duration_s or 0.0,
+        segments=segments,
+    )
+
+
+# --- frames --------------------------------------------------------------------------
+
+
+def frames_dir(video: Video) -> Path:
+    return video_dir(video.id) / "frames"
+
+
+def fresh_frames_dir(video: Video) -> Path:
+    folder = frames_dir(video)
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def save_frames(session: Session, video: Video, result: FramesResult) -> None:
+    session.execute(delete(Frame).where(Frame.video_id == video.id))
+    for kept in result.frames:
+        session.add(
+            Frame(
+                video_id=video.id,
+                image_path=relative_to_media(Path(kept.image_path)),
+                t_s=kept.t_s,
+                start_s=kept.start_s,
+                end_s=kept.end_s,
+                width=kept.width,
+                height=kept.height,
+                histology_score=kept.histology_score,
+                is_histology=kept.is_histology,
+                magnification=kept.magnification,
+                sharpness=kept.sharpness,
+                phash=kept.phash,
+                flags=kept.flags,
+                crop_box=kept.crop_box,
+            )
+        )
+
+
+def load_frames(session: Session, video: Video) -> tuple[FramesResult, list[Frame]]:
+    rows = list(
+        session.scalars(
+            select(Frame).where(Frame.video_id == video.id).order_by(Frame.start_s, Frame.id)
+        )
+    )
+    root = media_root()
+    frames = [
+        KeptFrame(
+            image_path=str(root / r.image_path),
+            t_s=r.t_s,
+            start_s=r.start_s,
+            end_s=r.end_s,
+            width=r.width,
+            height=r.height,
+            histology_score=r.histology_score,
+            is_histology=r.is_histology,
+            magnification=r.magnification,
+            sharpness=r.sharpness,
+            phash=r.phash,
+            flags=r.flags or {},
+            crop_box=r.crop_box,
+        )
+        for r in rows
+    ]
+    return FramesResult(frames=frames), rows
+
+
+# --- text ----------------------------------------------------------------------------
+# The text stage's sentences live next to the video's media as JSON: align is their only
+# reader, and the transcript itself (with word timings) is in the database.
+
+
+def save_text(video: Video, result: TextResult) -> None:
+    path = video_dir(video.id) / TEXT_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(result), ensure_ascii=False))
+    tmp.replace(path)
+
+
+def load_text(video: Video) -> TextResult:
+    data = json.loads((video_dir(video.id) / TEXT_FILE).read_text())
+    sentences = []
+    for s in data["sentences"]:
+        s = dict(s)
+        s["corrections"] = [Correction(**c) for c in s.get("corrections", [])]
+        s["concepts"] = [Concept(**c) for c in s.get("concepts", [])]
+        sentences.append(Sentence(**s))
+    return TextResult(sentences=sentences, stats=data.get("stats", {}))
+
+
+# --- pairs ---------------------------------------------------------------------------
+
+
+def pair_key(video_id: int, start_s: float, end_s: float, medical_text: str) -> str:
+    raw = f"{video_id}|{start_s:.2f}|{end_s:.2f}|{medical_text.strip()}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def upsert_pairs(
+    session: Session, video: Video, result: AlignResult, frame_rows: list[Frame]
+) -> dict[str, int]:
+    """Make the video's pairs match ``result`` without losing any review work.
+
+    A pair is identified by its key (video, time span, medical text). Untouched pending
+    pairs are refreshed or removed; reviewed pairs stay exactly as they are.
+    """
+    existing = {
+        p.pair_key: p for p in session.scalars(select(Pair).where(Pair.video_id == video.id))
+    }
+    reviewed_ids = set(
+        session.scalars(
+            select(Review.pair_id).where(Review.pair_id.in_([p.id for p in existing.values()]))
+        )
+    )
+    counts = {"inserted": 0, "updated": 0, "removed": 0, "kept_reviewed": 0}
+    seen: set[str] = set()
+    for aligned in result.pairs:
+        key = pair_key(video.id, aligned.start_s, aligned.end_s, aligned.medical_text)
+        if key in seen:
+            continue
+        seen.add(key)
+        frame = frame_rows[aligned.frame_index] if aligned.frame_index < len(frame_rows) else None
+        fields = {
+            "frame_id": frame.id if frame else None,
+            "image_path": frame.image_path
+            if frame
+            else relative_to_media(Path(aligned.image_path)),
+            "start_s": aligned.start_s,
+            "end_s": aligned.end_s,
+            "caption": aligned.text,
+            "noisy_text": aligned.noisy_text,
+            "corrected_text": aligned.corrected_text,
+            "medical_text": aligned.medical_text,
+            "roi_text": aligned.roi_text,
+            "umls": list(aligned.umls),
+            "keywords": list(aligned.keywords),
+            "magnification": aligned.magnification,
+            "scores": dict(aligned.scores),
+            "confidence": aligned.confidence,
+        }
+        pair = existing.get(key)
+        if pair is None:
+            session.add(
+                Pair(
+                    pair_key=key,
+                    video_id=video.id,
+                    status=PairStatus.pending,
+                    priority=aligned.confidence,
+                    **fields,
+                )
+            )
+            counts["inserted"] += 1
+        elif (
+            pair.status == PairStatus.pending and pair.id not in reviewed_ids and pair.version == 1
+        ):
+            for name, value in fields.items():
+                setattr(pair, name, value)
+            pair.priority = aligned.confidence
+            counts["updated"] += 1
+        else:
+            counts["kept_reviewed"] += 1
+    for key, pair in existing.items():
+        if key in seen:
+            continue
+        if pair.status == PairStatus.pending and pair.id not in reviewed_ids and pair.version == 1:
+            session.delete(pair)
+            counts["removed"] += 1
+        else:
+            counts["kept_reviewed"] += 1
+    return counts
