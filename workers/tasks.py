@@ -152,10 +152,10 @@ def fetch_video(video_id: int) -> None:
 
 
 def _asr_body(session: Session, video: Video, progress: Progress) -> dict:
-    from workers.stages import asr
-
     if video.has_audio is False:
         raise StageError("no audio track: nothing to transcribe")
+    from workers.stages import asr
+
     transcript = asr.transcribe(
         _media_file(video), asr.AsrOptions.from_settings(get_settings()), progress=progress
     )
