@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from app.db import session_scope
+from app.exporters.sample import SPLITS
 from app.models import User
 from app.services.releases import (
     VERSION_RE,
@@ -82,7 +83,7 @@ def _create(args: argparse.Namespace) -> int:
     except ReleaseError as exc:
         return _error(str(exc))
     manifest = read_manifest(folder)
-    counts = ", ".join(f"{split} {n}" for split, n in manifest["counts"].items())
+    counts = ", ".join(f"{split} {manifest['counts'].get(split, 0)}" for split in SPLITS)
     print(folder)
     print(f"{pair_count} pairs ({counts})")
     if manifest.get("skipped"):
