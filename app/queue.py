@@ -50,7 +50,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     if settings.broker_url.startswith("filesystem://"):
         folder = settings.broker_dir
-        for sub in ("out", "processed"):
+        for sub in ("out", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         # The filesystem transport is a shared folder: what one process writes to
         # data_folder_out another reads from data_folder_in, so both are the same folder.
@@ -58,6 +58,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "data_folder_in": str(folder / "out"),
             "data_folder_out": str(folder / "out"),
             "processed_folder": str(folder / "processed"),
+            # Without this kombu writes its exchange table into the working directory.
+            "control_folder": str(folder / "control"),
             "store_processed": False,
         }
     return config

@@ -153,7 +153,7 @@ def fetch_video(video_id: int) -> None:
 
 def _asr_body(session: Session, video: Video, progress: Progress) -> dict:
     if video.has_audio is False:
-        raise StageError("no audio track: nothing to transcribe")
+        raise StageError("no audio track: nothing to transcribe", status="skipped")
     from workers.stages import asr
 
     transcript = asr.transcribe(

@@ -1,0 +1,180 @@
+"""ASR stage on real media made on the fly (espeak-ng + ffmpeg) and the real tiny.en model.
+
+Bad inputs come from ``tests/media.py``: silence, Spanish and German narration, no audio
+track, corrupt, empty and non-video files. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from tests import media
+from workers.stages.asr import (
+    AsrOptions,
+    default_prompt,
+    drop_reason,
+    load_model,
+    resolve_device,
+    transcribe,
+)
+from workers.stages.types import StageError, Transcript
+
+LECTURE = (
+    "This section is stained with hematoxylin and eosin. Here you can see the lamina "
+    "propria of the colon, with crypts and goblet cells. At higher power, the hepatocytes "
+    "show steatosis near the bile duct. There is a moderately differentiated "
+    "adenocarcinoma invading the submucosa."
+)
+GERMAN = (
+    "Dieser Schnitt ist mit Hämatoxylin und Eosin gefärbt. Hier sieht man die Schleimhaut "
+    "des Dickdarms mit Krypten und Becherzellen. Bei stärkerer Vergrößerung zeigen die "
+    "Leberzellen eine Verfettung in der Nähe des Gallengangs."
+)
+
+
+@pytest.fixture(scope="module")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("asr-media")
+
+
+@pytest.fixture(scope="module")
+def lecture(media_dir: Path) -> tuple[Path, Transcript, list[float]]:
+    path = media.narrated_video(media_dir, LECTURE, name="lecture.mp4", seconds=24.0)
+    seen: list[float] = []
+    return path, transcribe(path, AsrOptions(), progress=seen.append), seen
+
+
+@pytest.mark.slow
+def test_lecture_words_are_transcribed_with_ordered_timestamps(lecture) -> None:
+    _, transcript, _ = lecture
+    assert transcript.language == "en"
+    assert transcript.duration_s == pytest.approx(24.0, abs=0.1)
+    text = " ".join(s.text for s in transcript.segments).lower()
+    for word in ["stained", "hematoxylin", "eosin", "lamina propria", "goblet", "submucosa"]:
+        assert word in text, text
+    words = transcript.words
+    assert len(words) >= 35
+    starts = [w.start for w in words]
+    assert starts == sorted(starts)
+    for w in words:
+        assert 0.0 <= w.start <= w.end <= transcript.duration_s
+        assert 0.0 <= w.probability <= 1.0
+    # espeak reads the text in ~19.5 s, then 4.5 s of padding silence: no words there.
+    assert words[-1].end < 21.0
+    assert [s.idx for s in transcript.segments] == list(range(len(transcript.segments)))
+    assert transcript.stats["speed_x"] > 1.0
+    assert transcript.stats["english_fraction"] > 0.8
+
+
+@pytest.mark.slow
+def test_progress_is_reported_up_to_one(lecture) -> None:
+    _, _, seen = lecture
+    assert seen and seen[-1] == 1.0
+    assert seen == sorted(seen)
+    assert all(0.0 <= f <= 1.0 for f in seen)
+
+
+@pytest.mark.slow
+def test_model_is_loaded_once_per_process() -> None:
+    options = AsrOptions()
+    assert load_model(options) is load_model(AsrOptions(beam_size=1))
+
+
+def test_auto_device_and_compute_type() -> None:
+    import ctranslate2
+
+    device, compute = resolve_device("auto", "auto")
+    if ctranslate2.get_cuda_device_count() > 0:
+        assert (device, compute) == ("cuda", "float16")
+    else:
+        assert (device, compute) == ("cpu", "int8")
+    assert resolve_device("cpu", "float32") == ("cpu", "float32")
+
+
+def test_silence_is_skipped_without_text(media_dir: Path) -> None:
+    with pytest.raises(StageError) as err:
+        transcribe(media.silent_video(media_dir), AsrOptions())
+    assert err.value.status == "skipped"
+    assert err.value.reason == "no speech found"
+
+
+@pytest.mark.slow
+def test_spanish_narration_is_skipped(media_dir: Path) -> None:
+    with pytest.raises(StageError) as err:
+        transcribe(media.non_english_video(media_dir), AsrOptions())
+    assert err.value.status == "skipped"
+    assert "not English" in err.value.reason
+
+
+@pytest.mark.slow
+def test_german_narration_is_skipped(media_dir: Path) -> None:
+    path = media.narrated_video(media_dir, GERMAN, voice="de", name="german.mp4")
+    with pytest.raises(StageError) as err:
+        transcribe(path, AsrOptions())
+    assert err.value.status == "skipped"
+    assert "not English" in err.value.reason
+
+
+def test_video_without_audio_track_is_skipped(media_dir: Path) -> None:
+    with pytest.raises(StageError) as err:
+        transcribe(media.video_without_audio(media_dir), AsrOptions())
+    assert (err.value.status, err.value.reason) == ("skipped", "no audio track")
+
+
+@pytest.mark.parametrize("make", [media.corrupt_video, media.empty_file, media.non_video_file])
+def test_unreadable_files_fail_with_one_line_reason(media_dir: Path, make) -> None:
+    path = make(media_dir)
+    with pytest.raises(StageError) as err:
+        transcribe(path, AsrOptions())
+    assert err.value.status == "failed"
+    assert path.name in err.value.reason
+    assert "\n" not in err.value.reason and str(media_dir) not in err.value.reason
+
+
+def test_missing_file_fails(tmp_path: Path) -> None:
+    with pytest.raises(StageError) as err:
+        transcribe(tmp_path / "nope.mp4", AsrOptions())
+    assert err.value.status == "failed"
+
+
+def _segment(text: str, no_speech: float = 0.1, logprob: float = -0.3, ratio: float = 1.4):
+    return SimpleNamespace(
+        text=text, no_speech_prob=no_speech, avg_logprob=logprob, compression_ratio=ratio
+    )
+
+
+def test_hallucination_guards() -> None:
+    options = AsrOptions()
+    assert drop_reason(_segment(" The nuclei are hyperchromatic."), "", options) is None
+    assert drop_reason(_segment(" Thank you.", 0.9, -1.3), "", options) == "no_speech"
+    assert drop_reason(_segment(" ok", 0.1, -0.3, 2.9), "", options) == "compression_ratio"
+    loop = " Hematoxylin, cytoplasm, cytoplasm, cytoplasm, cytoplasm, cytoplasm."
+    assert drop_reason(_segment(loop), "", options) == "repetition"
+    previous = "here you can see lamina propria with crypts"
+    assert drop_reason(_segment(" Here you can see lamina propria,"), previous, options) == (
+        "repeats_previous"
+    )
+    # Whisper's rule needs both signals: a confident segment with a high no_speech_prob stays.
+    assert drop_reason(_segment(" The gland is dilated.", 0.7, -0.4), "", options) is None
+
+
+def test_default_prompt_lists_domain_terms() -> None:
+    prompt = default_prompt()
+    assert prompt.startswith("Histopathology lecture: hematoxylin and eosin")
+    assert "lamina propria" in prompt and "hepatocyte" in prompt
+    assert len(prompt) < 700  # Whisper keeps at most 223 prompt tokens
+    assert AsrOptions(initial_prompt="").resolved_prompt() is None
+
+
+def test_options_from_settings() -> None:
+    from app.settings import Settings
+
+    settings = Settings(asr_beam_size=2, asr_device="cpu")
+    options = AsrOptions.from_settings(settings)
+    assert (options.beam_size, options.device, options.language) == (2, "cpu", "en")
+    assert Path(options.model, "model.bin").is_file()
+    assert re.search(r"histopath_kb\.jsonl$", options.kb_path or "")

@@ -1,0 +1,167 @@
+"""Sounds-like matching of ASR n-grams against KB terms.
+
+Whisper mishears rare medical words as strings that *sound* like them, often split
+differently: "hammer toxicin and deacin" for "hematoxylin and eosin", "laminopropry" for
+"lamina propria", "Hematosal Euler carcinoma" for "hepatocellular carcinoma" (ENV-NOTES).
+Character 3-gram TF-IDF (the scispacy linker) ranks those poorly, so a match is scored
+on two spellings of both strings with word boundaries removed:
+
+- the letters (Levenshtein similarity), and
+- a coarse phonetic key in the spirit of Metaphone: ph->f, c->k/s, x->ks, voiced and
+  voiceless consonants merged (b/p, d/t, g/k, v/f, z/s) and the labials m/b/p, h dropped,
+  vowel runs collapsed to one vowel, doubled letters collapsed.
+
+``score = 0.35 * letters + 0.65 * key``, in [0, 1]: the key carries more weight because
+ASR errors keep the sound and lose the spelling ("stethosis" vs "steatosis": letters 0.78,
+key 1.0; the garbled "hammer toxicin and deacin" vs "hematoxylin and eosin": letters 0.6,
+key 0.9). Candidates come from a TF-IDF over the keys'
+character 2-3 grams (exact cosine on a small sparse matrix), then are rescored exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+LETTER_WEIGHT = 0.35
+_NON_LETTERS = re.compile(r"[^a-z]")
+_VOWEL_RUNS = re.compile(r"[aeiouy]+")
+_REPEATS = re.compile(r"(.)\1+")
+_RULES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(p), r)
+    for p, r in [
+        (r"^kn", "n"),
+        (r"^pn", "n"),
+        (r"^ps", "s"),
+        (r"ph", "f"),
+        (r"sch", "sk"),
+        (r"ch", "k"),
+        (r"ck", "k"),
+        (r"qu", "kw"),
+        (r"q", "k"),
+        (r"x", "ks"),
+        (r"c(?=[eiy])", "s"),
+        (r"c", "k"),
+        (r"th", "t"),
+        (r"wh", "w"),
+        (r"dg", "j"),
+        (r"h", ""),
+        (r"z", "s"),
+        (r"b", "p"),
+        (r"d", "t"),
+        (r"g", "k"),
+        (r"v", "f"),
+        (r"m", "p"),  # lips: m/b/p are the labials Whisper swaps ("milduct" for "bile duct")
+    ]
+]
+
+
+def letters(text: str) -> str:
+    return _NON_LETTERS.sub("", text.lower())
+
+
+def phonetic_key(text: str) -> str:
+    s = letters(text)
+    for pattern, repl in _RULES:
+        s = pattern.sub(repl, s)
+    s = _VOWEL_RUNS.sub("a", s)
+    return _REPEATS.sub(r"\1", s)
+
+
+def levenshtein(a: str, b: str) -> int:
+    if a == b:
+        return 0
+    if len(a) < len(b):
+        a, b = b, a
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def similarity(a: str, b: str) -> float:
+    if not a and not b:
+        return 1.0
+    return 1.0 - levenshtein(a, b) / max(len(a), len(b))
+
+
+def sounds_like(a: str, b: str) -> float:
+    """How much two strings sound alike, ignoring spaces and case: 0..1."""
+    return _combine(
+        similarity(letters(a), letters(b)), similarity(phonetic_key(a), phonetic_key(b))
+    )
+
+
+def _combine(letter_sim: float, key_sim: float) -> float:
+    return LETTER_WEIGHT * letter_sim + (1.0 - LETTER_WEIGHT) * key_sim
+
+
+@dataclass(frozen=True)
+class TermMatch:
+    term: str
+    concept_id: str
+    score: float
+    key_length: int  # length of the term's phonetic key: short keys match by chance
+
+
+class TermMatcher:
+    """Finds the KB term that an n-gram sounds like, if any."""
+
+    def __init__(self, terms: dict[str, str], *, min_letters: int = 4) -> None:
+        """``terms``: surface form (alias) -> concept id."""
+        from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: PLC0415
+
+        # Abbreviations (H&E, IHC) and very short terms are never targets of a sound match;
+        # of a concept's spellings that sound the same (haematoxylin, hematoxylin) the first
+        # given is kept: callers list canonical names first.
+        self.terms = []
+        seen: set[tuple[str, str]] = set()
+        for t, concept_id in terms.items():
+            if len(letters(t)) < min_letters or _is_abbreviation(t):
+                continue
+            if (concept_id, phonetic_key(t)) in seen:
+                continue
+            seen.add((concept_id, phonetic_key(t)))
+            self.terms.append(t)
+        self.concept_of = {t: terms[t] for t in self.terms}
+        self._letters = [letters(t) for t in self.terms]
+        self._keys = [phonetic_key(t) for t in self.terms]
+        self._vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3), min_df=1)
+        self._matrix = self._vectorizer.fit_transform(self._keys)
+
+    def best(self, texts: list[str], *, top_k: int = 12) -> list[TermMatch | None]:
+        """For each text, the best-sounding term (or None when nothing shares a sound)."""
+        if not texts:
+            return []
+        keys = [phonetic_key(t) for t in texts]
+        sims = (self._vectorizer.transform(keys) @ self._matrix.T).toarray()
+        out: list[TermMatch | None] = []
+        for text, key, row in zip(texts, keys, sims, strict=True):
+            text_letters = letters(text)
+            best: TermMatch | None = None
+            for i in row.argsort()[::-1][:top_k]:
+                if row[i] <= 0:
+                    break
+                ratio = len(self._letters[i]) / max(1, len(text_letters))
+                if not 0.6 <= ratio <= 1.6:
+                    continue
+                score = _combine(
+                    similarity(text_letters, self._letters[i]), similarity(key, self._keys[i])
+                )
+                if best is None or score > best.score:
+                    term = self.terms[i]
+                    best = TermMatch(
+                        term, self.concept_of[term], round(score, 4), len(self._keys[i])
+                    )
+            out.append(best)
+        return out
+
+
+def _is_abbreviation(term: str) -> bool:
+    words = term.split()
+    return "&" in term or any(
+        sum(c.isupper() for c in w) >= 2 or any(c.isdigit() for c in w) for w in words
+    )
