@@ -238,6 +238,28 @@ def _bump(*, session: Session, pair_id: int, expected_version: int, values: dict
     )
 
 
+def validate_decision(
+    *, decision: str, reason: RejectReason | str | None, comment: str | None
+) -> tuple[RejectReason | None, str | None]:
+    """Check a decision before anything is written: (reason, cleaned comment)."""
+    if decision not in ("approve", "reject"):
+        raise ReviewError("decision must be 'approve' or 'reject'")
+    comment = (comment or "").strip() or None
+    if comment and len(comment) > MAX_COMMENT_LEN:
+        raise ReviewError(f"comment: at most {MAX_COMMENT_LEN} characters")
+    if decision == "approve":
+        return None, comment
+    if not reason:
+        raise ReviewError("a rejection needs a reason")
+    try:
+        reason_value = RejectReason(reason)
+    except ValueError:
+        raise ReviewError(f"unknown reject reason {reason!r}") from None
+    if reason_value is RejectReason.other and not comment:
+        raise ReviewError("reason 'other' needs a comment")
+    return reason_value, comment
+
+
 def decide(
     *,
     session: Session,
@@ -249,21 +271,7 @@ def decide(
     expected_version: int,
 ) -> Pair:
     """Approve or reject a pair: append a Review, set the status, bump the version."""
-    if decision not in ("approve", "reject"):
-        raise ReviewError("decision must be 'approve' or 'reject'")
-    comment = (comment or "").strip() or None
-    if comment and len(comment) > MAX_COMMENT_LEN:
-        raise ReviewError(f"comment: at most {MAX_COMMENT_LEN} characters")
-    reason_value: RejectReason | None = None
-    if decision == "reject":
-        if not reason:
-            raise ReviewError("a rejection needs a reason")
-        try:
-            reason_value = RejectReason(reason)
-        except ValueError:
-            raise ReviewError(f"unknown reject reason {reason!r}") from None
-        if reason_value is RejectReason.other and not comment:
-            raise ReviewError("reason 'other' needs a comment")
+    reason_value, comment = validate_decision(decision=decision, reason=reason, comment=comment)
     now = utcnow()
     status = PairStatus.approved if decision == "approve" else PairStatus.rejected
     _bump(

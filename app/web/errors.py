@@ -72,7 +72,9 @@ async def _forbidden(request: Request, _exc: Exception) -> Response:
 
 async def _csrf(request: Request, _exc: Exception) -> Response:
     return error_response(
-        request, 403, "The form had expired or was not sent by this site. Reload the page and try again."
+        request,
+        403,
+        "The form had expired or was not sent by this site. Reload the page and try again.",
     )
 
 
@@ -111,7 +113,9 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     _logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    response = error_response(request, 500, "The server could not finish this request. It was logged.")
+    response = error_response(
+        request, 500, "The server could not finish this request. It was logged."
+    )
     # This handler runs outside the middleware stack: add the headers here.
     for name, value in SECURITY_HEADERS:
         response.headers[name.decode()] = value.decode()

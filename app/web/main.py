@@ -17,10 +17,14 @@ from app.web import errors
 from app.web.api import router as api_router
 from app.web.security import SecurityHeadersMiddleware, csrf_protect
 from app.web.ui import router as ui_router
+from app.web.ui import upload_router
 
 _logger = logging.getLogger(__name__)
 
 SESSION_COOKIE = "quilt_session"
+MIB = 1024 * 1024
+# Every request body but an upload: forms and JSON with at most a few captions in them.
+MAX_BODY_BYTES = 2 * MIB
 
 
 def create_app() -> FastAPI:
@@ -33,6 +37,7 @@ def create_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
         dependencies=[Depends(csrf_protect)],
+        max_body_size=MAX_BODY_BYTES,
     )
     # The middleware added last is the outermost: the security headers wrap every answer
     # (error pages included), and the session is decoded before any route runs.
@@ -49,4 +54,9 @@ def create_app() -> FastAPI:
     app.mount("/static", StaticFiles(directory=REPO_ROOT / "static"), name="static")
     app.include_router(api_router)
     app.include_router(ui_router)
+    app.include_router(
+        upload_router,
+        include_in_schema=False,
+        max_body_size=settings.max_upload_mb * MIB + MIB,  # + multipart overhead
+    )
     return app

@@ -42,12 +42,7 @@ def pair_counts_for_video(*, session: Session, video_id: int) -> dict[str, int]:
 
 
 def segment_count(*, session: Session, video_id: int) -> int:
-    return (
-        session.scalar(
-            select(func.count()).where(TranscriptSegment.video_id == video_id)
-        )
-        or 0
-    )
+    return session.scalar(select(func.count()).where(TranscriptSegment.video_id == video_id)) or 0
 
 
 def video_counts(*, session: Session) -> dict[str, int]:

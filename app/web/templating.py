@@ -14,7 +14,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
-from app.models import REJECT_REASON_LABELS, Role
+from app.models import REJECT_REASON_LABELS, STAGE_ORDER, Role
 from app.settings import REPO_ROOT
 from app.web.security import csrf_token
 
@@ -49,11 +49,16 @@ def _when(value: dt.datetime | None) -> str:
 templates = Jinja2Templates(directory=REPO_ROOT / "templates", context_processors=[_common])
 templates.env.filters["timespan"] = _timespan
 templates.env.filters["when"] = _when
-templates.env.globals["reject_reason_labels"] = {k.value: v for k, v in REJECT_REASON_LABELS.items()}
+templates.env.globals["stage_order"] = [stage.value for stage in STAGE_ORDER]
+templates.env.globals["reject_reason_labels"] = {
+    k.value: v for k, v in REJECT_REASON_LABELS.items()
+}
 
 
 def is_htmx(request: Request) -> bool:
-    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
+    return (
+        request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
+    )
 
 
 def render(

@@ -18,8 +18,10 @@ CONFLICT = {409: {"description": "The pair changed since the given version"}}
 
 def pair_out(pair: Pair) -> PairOut:
     return PairOut.model_validate(
-        {**{f: getattr(pair, f) for f in PairOut.model_fields if f != "image_url"},
-         "image_url": f"/media/{pair.image_path}"}
+        {
+            **{f: getattr(pair, f) for f in PairOut.model_fields if f != "image_url"},
+            "image_url": f"/media/{pair.image_path}",
+        }
     )
 
 

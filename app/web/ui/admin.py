@@ -1,0 +1,381 @@
+"""Admin pages: queue sources, watch the pipeline, cut releases, manage users."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, UploadFile
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.responses import FileResponse, RedirectResponse, Response
+
+from app.db import SessionDep
+from app.media import UnsafePathError, resolve_inside
+from app.models import Release, Role, TranscriptSegment, User, Video
+from app.services import audit, ingest
+from app.services.users import UserError, create_user
+from app.web import events, queries
+from app.web.deps import AdminUser, get_admin_user
+from app.web.security import SANDBOX_POLICY
+from app.web.templating import is_htmx, render
+
+# Every route here is for admins; the dependency on the router makes forgetting it
+# impossible (and tests/test_web_auth.py walks the routes to check).
+router = APIRouter(prefix="/admin", dependencies=[Depends(get_admin_user)])
+
+# Uploads get their own router so that create_app can give them the one large body limit;
+# every other route keeps the small default (a body is read before the route's
+# dependencies run, so the limit is what protects against anonymous giant posts).
+upload_router = APIRouter(prefix="/admin", dependencies=[Depends(get_admin_user)])
+
+SEGMENTS_SHOWN = 500
+
+
+@router.get("")
+def admin_home(user: AdminUser) -> Response:
+    return RedirectResponse("/admin/videos", status_code=303)
+
+
+# --- videos -------------------------------------------------------------------------
+
+
+def _videos_context(session: Session) -> dict[str, Any]:
+    total, videos = queries.list_videos(session=session, limit=200)
+    return {"videos": videos, "total": total, "active": queries.any_active(videos)}
+
+
+def _queue_forms(
+    request: Request,
+    session: Session,
+    *,
+    message: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    context = {"message": message, "error": error, **_videos_context(session)}
+    return render(
+        request,
+        "admin/videos.html",
+        context,
+        partial="admin/_queue_forms.html",
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+def _queued(request: Request, session: Session, message: str) -> Response:
+    if not is_htmx(request):
+        return RedirectResponse("/admin/videos", status_code=303)
+    return _queue_forms(
+        request, session, message=message, headers=events.trigger(events.VIDEO_QUEUED)
+    )
+
+
+@router.get("/videos")
+def videos_page(request: Request, session: SessionDep, user: AdminUser) -> Response:
+    return _queue_forms(request, session)
+
+
+@router.get("/videos/table")
+def videos_table(request: Request, session: SessionDep, user: AdminUser) -> Response:
+    return render(request, "admin/_videos_table.html", _videos_context(session))
+
+
+@router.post("/videos/url")
+def queue_url(
+    request: Request,
+    session: SessionDep,
+    user: AdminUser,
+    url: Annotated[str, Form(max_length=2048)],
+    kind: Annotated[Literal["auto", "video", "channel"], Form()] = "auto",
+) -> Response:
+    try:
+        queued = ingest.queue_url(session=session, url=url, user=user, kind=kind)
+    except ingest.IngestError as exc:
+        return _queue_forms(request, session, error=str(exc), status_code=422)
+    what = "video" if isinstance(queued, Video) else "channel"
+    return _queued(request, session, f"Queued {what} #{queued.id}.")
+
+
+@router.post("/videos/file")
+def queue_file(
+    request: Request,
+    session: SessionDep,
+    user: AdminUser,
+    path: Annotated[str, Form(max_length=4096)],
+) -> Response:
+    try:
+        video = ingest.queue_file(session=session, path=Path(path.strip()), user=user)
+    except ingest.IngestError as exc:
+        return _queue_forms(request, session, error=str(exc), status_code=422)
+    return _queued(request, session, f"Queued video #{video.id} ({video.title}).")
+
+
+@upload_router.post("/videos/upload")
+def queue_upload(
+    request: Request, session: SessionDep, user: AdminUser, file: UploadFile
+) -> Response:
+    try:
+        video = ingest.queue_upload(
+            session=session, filename=file.filename or "upload", stream=file.file, user=user
+        )
+    except ingest.IngestError as exc:
+        return _queue_forms(request, session, error=str(exc), status_code=422)
+    return _queued(request, session, f"Uploaded and queued video #{video.id} ({video.title}).")
+
+
+def _video_or_404(session: Session, video_id: int) -> Video:
+    video = session.get(Video, video_id)
+    if video is None:
+        raise HTTPException(404)
+    return video
+
+
+def _stages(request: Request, session: Session, video: Video, **extra: Any) -> Response:
+    headers = extra.pop("headers", None)
+    context = {
+        "video": video,
+        "active": queries.any_active([video]),
+        "pair_counts": queries.pair_counts_for_video(session=session, video_id=video.id),
+        **extra,
+    }
+    return render(request, "admin/_video_stages.html", context, headers=headers)
+
+
+@router.get("/videos/{video_id}")
+def video_detail(video_id: int, request: Request, session: SessionDep, user: AdminUser) -> Response:
+    video = _video_or_404(session, video_id)
+    segments = session.scalars(
+        select(TranscriptSegment)
+        .where(TranscriptSegment.video_id == video_id)
+        .order_by(TranscriptSegment.start_s)
+        .limit(SEGMENTS_SHOWN)
+    ).all()
+    context = {
+        "video": video,
+        "active": queries.any_active([video]),
+        "pair_counts": queries.pair_counts_for_video(session=session, video_id=video_id),
+        "segments": segments,
+        "segment_count": queries.segment_count(session=session, video_id=video_id),
+        "segments_shown": SEGMENTS_SHOWN,
+    }
+    return render(request, "admin/video.html", context)
+
+
+@router.get("/videos/{video_id}/stages")
+def video_stages(video_id: int, request: Request, session: SessionDep, user: AdminUser) -> Response:
+    return _stages(request, session, _video_or_404(session, video_id))
+
+
+@router.post("/videos/{video_id}/requeue")
+def requeue(video_id: int, request: Request, session: SessionDep, user: AdminUser) -> Response:
+    video = ingest.requeue_video(session=session, video=_video_or_404(session, video_id), user=user)
+    if not is_htmx(request):
+        return RedirectResponse(f"/admin/videos/{video_id}", status_code=303)
+    return _stages(
+        request,
+        session,
+        video,
+        message="Queued again.",
+        headers=events.trigger(events.VIDEO_QUEUED),
+    )
+
+
+# --- releases -----------------------------------------------------------------------
+
+
+def _releases(
+    request: Request,
+    session: Session,
+    *,
+    message: str | None = None,
+    error: str | None = None,
+    form: dict[str, str] | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    releases = queries.list_releases(session=session)
+    context = {
+        "releases": releases,
+        "files": {r.id: queries.release_files(r) for r in releases},
+        "service_ready": queries.releases_service() is not None,
+        "message": message,
+        "error": error,
+        "form": form or {},
+    }
+    return render(
+        request,
+        "admin/releases.html",
+        context,
+        partial="admin/_releases.html",
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+@router.get("/releases")
+def releases_page(request: Request, session: SessionDep, user: AdminUser) -> Response:
+    return _releases(request, session)
+
+
+@router.post("/releases")
+def create_release(
+    request: Request,
+    session: SessionDep,
+    user: AdminUser,
+    version: Annotated[str, Form(min_length=1, max_length=64)],
+    notes: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    service = queries.releases_service()
+    form = {"version": version, "notes": notes}
+    if service is None:
+        return _releases(
+            request,
+            session,
+            error="The release service is not installed.",
+            form=form,
+            status_code=503,
+        )
+    try:
+        release = service.create_release(
+            session=session, version=version.strip(), user=user, notes=notes.strip() or None
+        )
+        session.commit()
+    except service.ReleaseError as exc:
+        session.rollback()
+        return _releases(request, session, error=str(exc), form=form, status_code=422)
+    if not is_htmx(request):
+        return RedirectResponse("/admin/releases", status_code=303)
+    return _releases(
+        request,
+        session,
+        message=f"Release {release.version} created with {release.pair_count} pairs.",
+        headers=events.trigger(events.RELEASE_CREATED),
+    )
+
+
+@router.get("/releases/{release_id}/files/{path:path}")
+def release_file(release_id: int, path: str, session: SessionDep, user: AdminUser) -> Response:
+    release = session.get(Release, release_id)
+    service = queries.releases_service()
+    if release is None or service is None or release.status != "ready":
+        raise HTTPException(404)
+    try:
+        file = resolve_inside(service.release_dir(release), path)
+    except UnsafePathError:
+        raise HTTPException(404) from None
+    if not file.is_file():
+        raise HTTPException(404)
+    return FileResponse(
+        file,
+        media_type="application/json" if file.suffix == ".json" else "application/octet-stream",
+        filename=file.name,  # sent as an attachment
+        headers={"Content-Security-Policy": SANDBOX_POLICY},
+    )
+
+
+# --- users --------------------------------------------------------------------------
+
+
+def _users(
+    request: Request,
+    session: Session,
+    *,
+    message: str | None = None,
+    error: str | None = None,
+    form: dict[str, str] | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    users = session.scalars(select(User).order_by(User.username)).all()
+    context = {
+        "users": users,
+        "roles": [r.value for r in Role],
+        "message": message,
+        "error": error,
+        "form": form or {},
+    }
+    return render(
+        request,
+        "admin/users.html",
+        context,
+        partial="admin/_users.html",
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+@router.get("/users")
+def users_page(request: Request, session: SessionDep, user: AdminUser) -> Response:
+    return _users(request, session)
+
+
+@router.post("/users")
+def add_user(
+    request: Request,
+    session: SessionDep,
+    user: AdminUser,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=1024)],
+    role: Annotated[Role, Form()] = Role.reviewer,
+) -> Response:
+    try:
+        created = create_user(
+            session=session, username=username.strip(), password=password, role=role
+        )
+    except UserError as exc:
+        session.rollback()
+        return _users(
+            request,
+            session,
+            error=str(exc),
+            form={"username": username, "role": role},
+            status_code=422,
+        )
+    audit.record(
+        session=session,
+        user=user,
+        action="user.create",
+        target=f"user:{created.id}",
+        role=role.value,
+    )
+    session.commit()
+    if not is_htmx(request):
+        return RedirectResponse("/admin/users", status_code=303)
+    return _users(
+        request,
+        session,
+        message=f"Added {created.username} ({created.role}).",
+        headers=events.trigger(events.USER_CREATED),
+    )
+
+
+@router.post("/users/{user_id}/active")
+def set_active(
+    user_id: int,
+    request: Request,
+    session: SessionDep,
+    user: AdminUser,
+    active: Annotated[bool, Form()],
+) -> Response:
+    target = session.get(User, user_id)
+    if target is None:
+        raise HTTPException(404)
+    if target.id == user.id and not active:
+        return _users(
+            request, session, error="You cannot deactivate your own account.", status_code=422
+        )
+    target.is_active = active
+    audit.record(
+        session=session,
+        user=user,
+        action="user.activate" if active else "user.deactivate",
+        target=f"user:{target.id}",
+    )
+    session.commit()
+    if not is_htmx(request):
+        return RedirectResponse("/admin/users", status_code=303)
+    state = "active" if active else "deactivated"
+    return _users(request, session, message=f"{target.username} is {state}.")

@@ -1,0 +1,80 @@
+"""``quilt pipeline run``: the demo lecture end to end, and bad input refused in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from workers.pipeline import PAIR_KEYS, main
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_VIDEO = REPO_ROOT / "demo" / "lecture.mp4"
+DEMO_TRUTH = REPO_ROOT / "demo" / "lecture.json"
+
+
+def _stages_present() -> bool:
+    root = REPO_ROOT / "workers" / "stages"
+    return all((root / f"{name}.py").exists() for name in ("fetch", "asr", "text"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEMO_VIDEO.exists(), reason="demo/lecture.mp4 not built")
+@pytest.mark.skipif(not _stages_present(), reason="asr/text stages not there yet")
+def test_pipeline_on_demo_writes_pairs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "run"
+    assert main([str(DEMO_VIDEO), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "pairs from" in printed
+
+    lines = (out / "pairs.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert records, "the demo lecture's histology narration should give pairs"
+    truth = json.loads(DEMO_TRUTH.read_text())["segments"]
+    for record in records:
+        assert set(PAIR_KEYS) <= set(record)
+        image = out / record["image"]
+        assert not Path(record["image"]).is_absolute() and image.is_file()
+        assert record["image"].startswith("images/frame_")
+        assert record["umls"] and record["medical_text"]
+        assert record["text"].startswith(record["medical_text"])
+        # Each pair's image sits inside a histology segment of the ground truth.
+        mid = (record["start_s"] + record["end_s"]) / 2
+        segment = next(s for s in truth if s["start_s"] <= mid < s["end_s"])
+        assert segment["is_histology"], record
+    assert sorted(p.name for p in (out / "images").iterdir())  # images written
+
+    transcript = json.loads((out / "transcript.json").read_text())
+    assert transcript["segments"] and transcript["language"] == "en"
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["timings_s"]) == {"probe", "asr", "frames", "text", "align", "total"}
+    assert summary["pairs"] == len(records)
+    assert summary["stats"]["frames"]["kept_frames"] >= 5
+
+    # Re-running replaces the outputs, nothing is duplicated.
+    assert main([str(DEMO_VIDEO), "--out", str(out)]) == 0
+    assert (out / "pairs.jsonl").read_text().splitlines() == lines
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("empty.mp4", b""), ("notes.mp4", b"not a video, just some notes\n" * 50)],
+)
+def test_bad_input_exits_nonzero_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture, name: str, content: bytes
+) -> None:
+    bad = tmp_path / name
+    bad.write_bytes(content)
+    code = main([str(bad), "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert not (tmp_path / "out" / "pairs.jsonl").exists()
+
+
+def test_missing_file_exits_nonzero(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main([str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")

@@ -1,0 +1,124 @@
+"""Rows the web and review tests start from: users, a video, a real JPEG frame, pairs."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+from sqlalchemy.orm import Session
+
+from app.models import Pair, Role, User, Video, VideoStatus
+from app.services.users import create_user
+
+PASSWORD = "correct-horse-42"
+
+
+def make_user(session: Session, username: str, role: Role = Role.reviewer) -> User:
+    user = create_user(session=session, username=username, password=PASSWORD, role=role)
+    session.commit()
+    return user
+
+
+def make_video(session: Session, title: str = "Liver pathology, lecture 3") -> Video:
+    video = Video(
+        source_kind="file",
+        source_url="/data/liver.mp4",
+        title=title,
+        status=VideoStatus.done,
+        duration_s=600.0,
+    )
+    session.add(video)
+    session.commit()
+    return video
+
+
+def write_frame_jpeg(media_root: Path, relative: str = "frames/1/0001.jpg") -> str:
+    """A real JPEG that looks vaguely like H&E tissue (pink stroma, purple nuclei)."""
+    image = Image.new("RGB", (640, 400), (236, 196, 214))
+    draw = ImageDraw.Draw(image)
+    for i in range(60):
+        x, y = (i * 97) % 620, (i * 53) % 380
+        draw.ellipse((x, y, x + 14, y + 11), fill=(92, 54, 130))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    path = media_root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buffer.getvalue())
+    return relative
+
+
+def make_pair(
+    session: Session,
+    video: Video,
+    *,
+    priority: float = 0.5,
+    caption: str = "Hepatocytes with macrovesicular steatosis.",
+    image_path: str = "frames/1/0001.jpg",
+    **fields: object,
+) -> Pair:
+    values: dict[str, object] = {
+        "noisy_text": "here we see hepato sites with macro vesicular stee a toesis",
+        "corrected_text": "here we see hepatocytes with macrovesicular steatosis",
+        "medical_text": "hepatocytes with macrovesicular steatosis",
+        "roi_text": "fat droplets in hepatocytes",
+        "umls": [{"cui": "C0019209", "name": "Hepatocyte", "score": 0.93}],
+        "keywords": ["steatosis", "hepatocytes"],
+        "magnification": 20,
+        "confidence": 0.8,
+        "start_s": 62.0,
+        "end_s": 70.5,
+        **fields,
+    }
+    pair = Pair(
+        pair_key=uuid.uuid4().hex,
+        video_id=video.id,
+        image_path=image_path,
+        caption=caption,
+        priority=priority,
+        **values,
+    )
+    session.add(pair)
+    session.commit()
+    return pair
+
+
+# --- clients ------------------------------------------------------------------------
+
+
+def api_login(client, username: str, password: str = PASSWORD) -> str:
+    """Log ``client`` in through the API; returns the session's CSRF token."""
+    response = client.post("/api/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return response.json()["csrf_token"]
+
+
+def route_table(app) -> list[tuple[str, str, object]]:
+    """(method, path, route) for every HTTP route of the app, mounts (static) excluded."""
+    from fastapi.routing import iter_route_contexts  # noqa: PLC0415
+    from starlette.routing import Mount  # noqa: PLC0415
+
+    table = []
+    for route in iter_route_contexts(app.routes):
+        if isinstance(route.original_route, Mount) or not route.methods:
+            continue
+        for method in sorted(route.methods - {"HEAD"}):
+            table.append((method, route.path, route))
+    return table
+
+
+SAMPLE_PARAMS = {
+    "pair_id": "1",
+    "video_id": "1",
+    "release_id": "1",
+    "user_id": "1",
+    "path": "frames/1/0001.jpg",
+}
+
+
+def concrete(path: str) -> str:
+    """A route path with its parameters filled in."""
+    import re  # noqa: PLC0415
+
+    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: SAMPLE_PARAMS[m.group(1)], path)
