@@ -1,7 +1,7 @@
 """Frames stage and histology detector on real images and real videos made on the fly.
 
-Histology: scikit-image's IHC image and the H&E image inside the stardist wheel (fetched
-with ``pip download``, read from the zip, never installed). Non-histology: scikit-image's
+Histology: scikit-image's IHC image and the H&E image of the stardist wheel (a copy in
+tests/data). Non-histology: scikit-image's
 page (text), astronaut (a face) and retina (a fundus photograph). Videos are encoded with
 ffmpeg (libx264) from those stills, so every test decodes real H.264.
 """
@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import cv2
@@ -29,31 +26,19 @@ from workers.stages.types import StageError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_VIDEO = REPO_ROOT / "demo" / "lecture.mp4"
 DEMO_TRUTH = REPO_ROOT / "demo" / "lecture.json"
-STARDIST_IMAGE = "stardist/data/images/histo.jpg"
+HE_IMAGE = REPO_ROOT / "tests" / "data" / "he_histo.jpg"
 THRESHOLD = FramesOptions().histology_threshold
-
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not on PATH")
 
 
 # --- real images ----------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
-def he_rgb(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
-    """The stardist wheel's H&E sample (500x300), as RGB."""
-    folder = tmp_path_factory.mktemp("stardist")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "stardist", "--no-deps", "-q", "-d", str(folder)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    wheels = sorted(folder.glob("stardist-*.whl"))
-    if proc.returncode != 0 or not wheels:
-        pytest.skip(f"pip download stardist failed: {proc.stderr.strip()[-200:]}")
-    with zipfile.ZipFile(wheels[-1]) as wheel:
-        data = np.frombuffer(wheel.read(STARDIST_IMAGE), dtype=np.uint8)
-    return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+def he_rgb() -> np.ndarray:
+    """The stardist wheel's H&E sample (500x300), as RGB (copied into tests/data)."""
+    bgr = cv2.imread(str(HE_IMAGE), cv2.IMREAD_COLOR)
+    assert bgr is not None, HE_IMAGE
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
@@ -167,8 +152,6 @@ def _spans(layout: list[tuple[str, float]]) -> list[tuple[str, float, float]]:
 
 @pytest.fixture(scope="module")
 def lecture_video(images: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg not on PATH")
     folder = tmp_path_factory.mktemp("lecture")
     return _encode(folder / "lecture.mp4", [(images[n], s) for n, s in LECTURE])
 
@@ -294,7 +277,6 @@ def test_options_from_settings() -> None:
 # --- the bundled demo lecture -----------------------------------------------------------
 
 
-@pytest.mark.skipif(not DEMO_VIDEO.exists(), reason="demo/lecture.mp4 not built")
 def test_demo_lecture_frames_match_ground_truth(tmp_path: Path) -> None:
     truth = json.loads(DEMO_TRUTH.read_text())
     options = FramesOptions()

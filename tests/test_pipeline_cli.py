@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests import media
 from workers.pipeline import PAIR_KEYS, main
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_VIDEO = REPO_ROOT / "demo" / "lecture.mp4"
 DEMO_TRUTH = REPO_ROOT / "demo" / "lecture.json"
-
-
-def _stages_present() -> bool:
-    root = REPO_ROOT / "workers" / "stages"
-    return all((root / f"{name}.py").exists() for name in ("fetch", "asr", "text"))
+QUILT = Path(sys.executable).parent / "quilt"
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not DEMO_VIDEO.exists(), reason="demo/lecture.mp4 not built")
-@pytest.mark.skipif(not _stages_present(), reason="asr/text stages not there yet")
 def test_pipeline_on_demo_writes_pairs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "run"
     assert main([str(DEMO_VIDEO), "--out", str(out)]) == 0
@@ -78,3 +75,61 @@ def test_bad_input_exits_nonzero_with_one_line(
 def test_missing_file_exits_nonzero(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main([str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (media.corrupt_video, "error: not a readable video file"),
+        (media.truncated_video, "error: cannot decode the middle of the video"),
+        (media.audio_only_file, "error: audio-only file: no video stream"),
+    ],
+)
+def test_unreadable_media_exits_2_in_one_line(tmp_path: Path, make, message: str) -> None:
+    """Through the real console script, as a user runs it."""
+    proc = subprocess.run(
+        [str(QUILT), "pipeline", "run", str(make(tmp_path)), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith(message) and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (media.silent_video, "no speech found"),
+        (media.non_english_video, "not English"),
+        (media.video_without_audio, "no audio track"),
+    ],
+)
+def test_out_of_scope_video_is_processed_with_zero_pairs(tmp_path: Path, make, reason: str) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [str(QUILT), "pipeline", "run", str(make(tmp_path)), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("skipped: ") and reason in proc.stdout
+    assert (out / "pairs.jsonl").read_text() == ""
+    assert reason in json.loads((out / "summary.json").read_text())["skipped"]
+
+
+@pytest.mark.slow
+def test_hostile_file_name_is_processed(tmp_path: Path) -> None:
+    video = media.hostile_name_video(tmp_path)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [str(QUILT), "pipeline", "run", str(video), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "pairs.jsonl").exists()

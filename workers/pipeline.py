@@ -254,6 +254,12 @@ def _write_outputs(result: PipelineResult, options: dict[str, Any]) -> None:
 # --- CLI ------------------------------------------------------------------------------
 
 
+def _write_skipped(out: Path, video: Path, reason: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pairs.jsonl").write_text("")
+    _write_json(out / "summary.json", {"video": str(video), "skipped": reason, "pairs": 0})
+
+
 def build_parser(prog: str = "quilt pipeline run") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -274,6 +280,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = run_pipeline(args.video, args.out)
     except StageError as exc:
+        if exc.status == "skipped":
+            # Readable but out of scope (silence, no audio track, not English): the video
+            # was processed and yields no pairs, which is not an error.
+            _write_skipped(args.out, args.video, exc.reason)
+            print(f"skipped: {exc.reason} (0 pairs) -> {args.out / 'pairs.jsonl'}")
+            return 0
         print(f"error: {exc.reason}", file=sys.stderr)
         return 2
     except OSError as exc:  # an unwritable --out, a full disk
