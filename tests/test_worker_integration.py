@@ -23,15 +23,16 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def database_url(postgres_url: str) -> str:  # this module runs on Postgres only
-    return postgres_url
-
-
-@pytest.fixture
 def redis_broker(monkeypatch: pytest.MonkeyPatch) -> str:
     redis.Redis.from_url(REDIS_URL).flushdb()
     monkeypatch.setenv("QUILT_BROKER_URL", REDIS_URL)
     return REDIS_URL
+
+
+@pytest.fixture
+def database_url(postgres_url: str, redis_broker: str) -> str:
+    """Postgres only; the Redis broker is set before the settings are read."""
+    return postgres_url
 
 
 @pytest.fixture
@@ -86,6 +87,7 @@ def _wait_for(video_ids: list[int], timeout_s: float, worker) -> dict[int, str]:
 
 
 def test_worker_takes_demo_and_bad_input_to_the_end(settings, session, worker, tmp_path) -> None:
+    assert settings.broker_url == REDIS_URL  # the test process enqueues on the real Redis
     demo = queue_file(session=session, path=DEMO_VIDEO, user=None, trusted=True)
     # A bad file queued right behind the demo must not stop the worker.
     bad = queue_file(session=session, path=media.non_video_file(tmp_path), user=None, trusted=True)
