@@ -119,6 +119,8 @@ def _verify(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     with session_scope() as session:
         releases = list_releases(session=session)
+        if not releases:
+            print("no releases yet")
         for release in releases:
             detail = release.path if release.status == "ready" else (release.error or "")
             created = release.created_at.strftime("%Y-%m-%d %H:%M")
