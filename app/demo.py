@@ -96,27 +96,33 @@ def main(argv: list[str] | None = None) -> int:
             children.append(
                 subprocess.Popen(
                     [*quilt, "worker", "-c", str(args.concurrency)],
-                    stdout=worker_log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT,
+                    stdout=worker_log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=REPO_ROOT,
                 )
             )
         with (log_dir / "web.log").open("ab") as web_log:
             children.append(
                 subprocess.Popen(
                     [*quilt, "serve", "--host", args.host, "--port", str(args.port)],
-                    stdout=web_log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT,
+                    stdout=web_log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=REPO_ROOT,
                 )
             )
         url = f"http://{args.host}:{args.port}/"
         if not _wait_http(url + "login", 60):
-            print(f"error: the web server did not start; see {log_dir / 'web.log'}",
-                  file=sys.stderr)
+            print(
+                f"error: the web server did not start; see {log_dir / 'web.log'}", file=sys.stderr
+            )
             return 1
         if not args.no_demo:
             print(_queue_demo())
         print()
         print(f"  Quilt Curator is running at {url}")
-        print(f"  admin login: {username} / {password}"
-              + ("  (new account)" if created else ""))
+        print(f"  admin login: {username} / {password}" + ("  (new account)" if created else ""))
         print(f"  logs: {log_dir}/worker.log, {log_dir}/web.log")
         print("  The demo lecture's pairs reach the review queue in about a minute.")
         print("  Ctrl-C stops the server and the worker.")
@@ -125,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(1)
         failed = [c for c in children if c.poll() is not None]
         for child in failed:
-            print(f"error: a child process exited with {child.returncode}; see {log_dir}",
-                  file=sys.stderr)
+            print(
+                f"error: a child process exited with {child.returncode}; see {log_dir}",
+                file=sys.stderr,
+            )
         return 1
     except KeyboardInterrupt:
         return 0
@@ -139,4 +147,3 @@ def main(argv: list[str] | None = None) -> int:
                 child.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 child.kill()
-

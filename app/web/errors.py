@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from app.services.ingest import IngestError
+from app.services.releases import ReleaseError
 from app.services.review import ConflictError, PairNotFoundError, ReviewError
 from app.services.users import UserError
 from app.web.security import (
@@ -131,12 +132,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(ConflictError, _conflict)
     app.add_exception_handler(PairNotFoundError, _not_found)
-    for invalid in (ReviewError, IngestError, UserError):
+    for invalid in (ReviewError, IngestError, UserError, ReleaseError):
         app.add_exception_handler(invalid, _domain_invalid)
-    try:
-        from app.services.releases import ReleaseError  # noqa: PLC0415 - written concurrently
-    except ImportError:  # pragma: no cover - until the release service exists
-        pass
-    else:
-        app.add_exception_handler(ReleaseError, _domain_invalid)
     app.add_exception_handler(Exception, _server_error)

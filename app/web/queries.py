@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import ModuleType
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.models import Pair, Release, TranscriptSegment, Video, VideoStatus
+from app.services.releases import release_dir
 
 ACTIVE_VIDEO_STATUSES = (VideoStatus.queued, VideoStatus.processing)
 
@@ -54,21 +54,11 @@ def list_releases(*, session: Session) -> list[Release]:
     return list(session.scalars(select(Release).order_by(Release.id.desc())).all())
 
 
-def releases_service() -> ModuleType | None:
-    """app.services.releases, or None while it does not exist yet."""
-    try:
-        from app.services import releases  # noqa: PLC0415 - optional until written
-    except ImportError:
-        return None
-    return releases
-
-
 def release_files(release: Release) -> list[str]:
     """Files of a release, relative to its folder (what the download route serves)."""
-    service = releases_service()
-    if service is None or release.status != "ready":
+    if release.status != "ready":
         return []
-    folder: Path = service.release_dir(release)
+    folder: Path = release_dir(release)
     if not folder.is_dir():
         return []
     return sorted(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
 from app.db import SessionDep
+from app.services import releases
 from app.web import queries
 from app.web.api.schemas import ReleaseIn, ReleaseOut
 from app.web.deps import AdminUser, CurrentUser
@@ -19,10 +20,7 @@ def list_releases(session: SessionDep, user: CurrentUser) -> list[ReleaseOut]:
 
 @router.post("", response_model=ReleaseOut, status_code=201)
 def create_release(body: ReleaseIn, session: SessionDep, user: AdminUser) -> ReleaseOut:
-    service = queries.releases_service()
-    if service is None:
-        raise HTTPException(503, "the release service is not installed")
-    release = service.create_release(
+    release = releases.create_release(
         session=session, version=body.version.strip(), user=user, notes=body.notes
     )
     session.commit()

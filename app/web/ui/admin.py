@@ -13,7 +13,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from app.db import SessionDep
 from app.media import UnsafePathError, resolve_inside
 from app.models import Release, Role, TranscriptSegment, User, Video
-from app.services import audit, ingest
+from app.services import audit, ingest, releases
 from app.services.users import UserError, create_user
 from app.web import events, queries
 from app.web.deps import AdminUser, get_admin_user
@@ -200,7 +200,6 @@ def _releases(
     context = {
         "releases": releases,
         "files": {r.id: queries.release_files(r) for r in releases},
-        "service_ready": queries.releases_service() is not None,
         "message": message,
         "error": error,
         "form": form or {},
@@ -228,22 +227,13 @@ def create_release(
     version: Annotated[str, Form(min_length=1, max_length=64)],
     notes: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
-    service = queries.releases_service()
     form = {"version": version, "notes": notes}
-    if service is None:
-        return _releases(
-            request,
-            session,
-            error="The release service is not installed.",
-            form=form,
-            status_code=503,
-        )
     try:
-        release = service.create_release(
+        release = releases.create_release(
             session=session, version=version.strip(), user=user, notes=notes.strip() or None
         )
         session.commit()
-    except service.ReleaseError as exc:
+    except releases.ReleaseError as exc:
         session.rollback()
         return _releases(request, session, error=str(exc), form=form, status_code=422)
     if not is_htmx(request):
@@ -259,11 +249,10 @@ def create_release(
 @router.get("/releases/{release_id}/files/{path:path}")
 def release_file(release_id: int, path: str, session: SessionDep, user: AdminUser) -> Response:
     release = session.get(Release, release_id)
-    service = queries.releases_service()
-    if release is None or service is None or release.status != "ready":
+    if release is None or release.status != "ready":
         raise HTTPException(404)
     try:
-        file = resolve_inside(service.release_dir(release), path)
+        file = resolve_inside(releases.release_dir(release), path)
     except UnsafePathError:
         raise HTTPException(404) from None
     if not file.is_file():
