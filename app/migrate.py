@@ -15,7 +15,7 @@ def alembic_config(database_url: str | None = None) -> Config:
     return config
 
 
-def upgrade(database_url: str | None = None, revision: str = "heads") -> None:
+def upgrade(database_url: str | None = None, revision: str = "head") -> None:
     url = database_url or get_settings().database_url
     if url.startswith("sqlite:///"):
         from pathlib import Path

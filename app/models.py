@@ -21,7 +21,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
+    text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -70,6 +73,37 @@ class PairStatus(enum.StrEnum):
     pending = "pending"
     approved = "approved"
     rejected = "rejected"
+    # k reviews (settings.reviews_per_pair) that disagree: waits for an admin's adjudication.
+    disputed = "disputed"
+
+
+# Quilt-1M's sub-pathology categories (Ikezogwo et al. 2023, fig. 2): the tag's values.
+SUBPATHOLOGIES: tuple[str, ...] = (
+    "breast",
+    "cardiac",
+    "cytopathology",
+    "dermatopathology",
+    "endocrine",
+    "gastrointestinal",
+    "genitourinary",
+    "gynecologic",
+    "head_and_neck",
+    "hematopathology",
+    "hepatobiliary",
+    "neuropathology",
+    "ophthalmic",
+    "pediatric",
+    "pulmonary",
+    "renal",
+    "soft_tissue_bone",
+    "other",
+)
+
+
+class ReviewKind(enum.StrEnum):
+    review = "review"  # a reviewer's decision (one vote of the k a pair needs)
+    adjudication = "adjudication"  # an admin settles a disputed pair (or overrides)
+    undo = "undo"  # takes back the review named by undoes_id; nothing is deleted
 
 
 class RejectReason(enum.StrEnum):
@@ -203,6 +237,27 @@ class Frame(Base):
     phash: Mapped[str | None] = mapped_column(String(32), index=True)
     flags: Mapped[dict] = mapped_column(JSON, default=dict)
     crop_box: Mapped[list | None] = mapped_column(JSON)
+    # False: shown to reviewers but not paired (narrator over the tissue, poor quality, a
+    # duplicate); flags say why.
+    pairable: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    magnification_confidence: Mapped[float | None] = mapped_column(Float)
+    # The sharpest near-duplicate in the corpus (workers.vision.dedup), when not this one.
+    duplicate_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("frames.id", ondelete="SET NULL"), index=True
+    )
+
+
+class FrameHashBand(Base):
+    """One 16-bit band of a frame's pHash: the corpus-wide near-duplicate index
+    (multi-index hashing; workers/vision/dedup.py)."""
+
+    __tablename__ = "frame_hash_bands"
+    __table_args__ = (Index("ix_frame_hash_bands_band_value", "band", "value"),)
+    frame_id: Mapped[int] = mapped_column(
+        ForeignKey("frames.id", ondelete="CASCADE"), primary_key=True
+    )
+    band: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)
 
 
 class Pair(Base):
@@ -212,6 +267,15 @@ class Pair(Base):
     __table_args__ = (
         Index("ix_pairs_status_priority", "status", "priority", "id"),
         Index("ix_pairs_video", "video_id"),
+        # The claim's walk: only pending pairs, in queue order. Partial, so that it stays
+        # as small as the backlog however many pairs have been decided (issue 5, item 10).
+        Index(
+            "ix_pairs_pending_queue",
+            "priority",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     # Identity of a pair across re-runs of the pipeline: hash of video, image span and
@@ -230,7 +294,13 @@ class Pair(Base):
     umls: Mapped[list] = mapped_column(JSON, default=list)
     keywords: Mapped[list] = mapped_column(JSON, default=list)
     magnification: Mapped[int | None] = mapped_column(Integer)
+    # Reviewer tags (issue 5, item 2): Quilt's sub-pathology category and "not histology".
+    subpathology: Mapped[str | None] = mapped_column(String(32))
+    not_histology: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     scores: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The text cleanup of this pair step by step (issue 4, item 4): noisy -> corrected with
+    # the corrections and their scores, keywords, validated concepts (AlignedPair.denoising).
+    denoising: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
     confidence: Mapped[float] = mapped_column(Float, default=0.0)
     # Lower is reviewed first; defaults to the pipeline confidence.
     priority: Mapped[float] = mapped_column(Float, default=0.0)
@@ -239,6 +309,10 @@ class Pair(Base):
     reject_comment: Mapped[str | None] = mapped_column(Text)
     # Optimistic concurrency: every write bumps it; a stale write is refused.
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # Consensus: active (not undone) reviews so far, and how many the pair needs (None:
+    # settings.reviews_per_pair). A vote that does not settle the pair leaves version alone.
+    review_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reviews_needed: Mapped[int | None] = mapped_column(Integer)
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     reviewed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -262,15 +336,41 @@ class PairRevision(Base):
 
 
 class Review(Base):
-    """One reviewer's decision on one pair (append-only)."""
+    """One decision on one pair (append-only): a vote, an adjudication, or an undo.
+
+    An undo is a row of its own (kind ``undo``, ``undoes_id`` naming the review it takes
+    back); the undone review stays. ``status_before`` / ``status_after`` record what the
+    row did to the pair, ``pair_version`` the version the decision was made on.
+    """
 
     __tablename__ = "reviews"
+    __table_args__ = (Index("ix_reviews_reviewer_history", "reviewer_id", "id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id", ondelete="CASCADE"), index=True)
     reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    decision: Mapped[str] = mapped_column(String(16))  # approve | reject
+    kind: Mapped[str] = mapped_column(
+        String(16), default=ReviewKind.review, server_default="review"
+    )
+    decision: Mapped[str] = mapped_column(String(16))  # approve | reject (undo: the undone one)
     reason: Mapped[str | None] = mapped_column(String(32))
     comment: Mapped[str | None] = mapped_column(Text)
+    undoes_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id"), unique=True)
+    pair_version: Mapped[int | None] = mapped_column(Integer)
+    status_before: Mapped[str | None] = mapped_column(String(16))
+    status_after: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class GoldAnswer(Base):
+    """A pair with a known answer, mixed into reviewers' queues to measure their accuracy."""
+
+    __tablename__ = "gold_answers"
+    pair_id: Mapped[int] = mapped_column(
+        ForeignKey("pairs.id", ondelete="CASCADE"), primary_key=True
+    )
+    decision: Mapped[str] = mapped_column(String(16))  # approve | reject
+    reason: Mapped[str | None] = mapped_column(String(32))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

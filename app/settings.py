@@ -12,7 +12,7 @@ import functools
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -47,22 +47,46 @@ class Settings(BaseSettings):
     asr_compute_type: str = "auto"  # int8 on CPU, float16 on CUDA
     asr_beam_size: int = 5
     asr_language: str = "en"
+    asr_batch_size: int = 8  # batched inference on CUDA (faster-whisper BatchedInferencePipeline)
+    asr_hotwords: str = ""  # extra bias phrases for Whisper; empty: none
 
     # Frames
     frame_sample_s: float = 1.0
     histology_threshold: float = 0.5
     min_chunk_s: float = 2.0
     max_images_per_chunk: int = 2
+    frame_dedup_hamming: int = 4  # pHash bits: same view within a video (vision.dedup)
+    frame_cut_threshold: float = 12.0  # mean luma change of a scene cut (vision.sampling)
+    frame_max_chunk_s: float = 120.0  # split longer histology stretches at a cut
+    frame_min_blur: float = 20.0  # Laplacian variance at 512 px; below: not paired
+    frame_min_resolution: int = 160  # short side of the kept crop, px
+    frame_min_tissue_frac: float = 0.15  # tissue share of the kept crop
+    # Learned histology classifier (vision.learned): off while the path is empty. Nothing
+    # is downloaded: the checkpoint must be a local file.
+    histology_weights: str = ""
+    histology_weights_kind: Literal["torchvision", "open_clip"] = "torchvision"
+    histology_device: Literal["auto", "cpu", "cuda"] = "auto"
+    histology_ensemble_rule: Literal["any", "majority", "all"] = "any"
 
     # Text
     kb_path: str = ""  # empty: the knowledge base bundled in workers/knowledge
     link_threshold: float = 0.6  # garbled ASR mentions link at cosine 0.6-0.7 (ENV-NOTES)
+    # Optional LLM for medical / ROI text: any OpenAI-compatible chat endpoint (base URL,
+    # e.g. http://host:8080/v1). Empty URL: the rule-based extractor.
+    llm_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = ""
+    llm_timeout_s: float = 30.0
 
     # Align
     align_pad_s: float = 2.0
 
     # Review
     lease_s: int = 15 * 60
+    # k: independent reviews each pair needs; disagreeing ones go to adjudication (issue 5).
+    reviews_per_pair: int = Field(default=1, ge=1, le=10)
+    # About one claim in gold_every serves a gold pair the reviewer has not seen (0: never).
+    gold_every: int = Field(default=20, ge=0)
 
     # Fetch. The admin page may queue local files only from these folders (the CLI may
     # queue any path: its user already has the shell).

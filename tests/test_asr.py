@@ -178,3 +178,29 @@ def test_options_from_settings() -> None:
     assert (options.beam_size, options.device, options.language) == (2, "cpu", "en")
     assert Path(options.model, "model.bin").is_file()
     assert re.search(r"histopath_kb\.jsonl$", options.kb_path or "")
+
+
+@pytest.mark.slow
+def test_batched_inference_gives_the_same_words(lecture) -> None:
+    # "auto" batches on CUDA only; "always" runs the batched pipeline here (CPU) too.
+    path, sequential, _ = lecture
+    batched = transcribe(path, AsrOptions(batched="always", batch_size=4))
+    assert batched.stats["batch_size"] == 4
+    text = " ".join(s.text for s in batched.segments).lower()
+    for word in ["stained", "hematoxylin", "goblet", "submucosa"]:
+        assert word in text, text
+    assert abs(len(batched.words) - len(sequential.words)) <= 5
+    starts = [w.start for w in batched.words]
+    assert starts == sorted(starts)
+
+
+def test_batching_is_on_for_cuda_only() -> None:
+    from workers.stages.asr import use_batched
+
+    assert use_batched(AsrOptions(device="cpu")) is False
+    assert use_batched(AsrOptions(device="cuda", compute_type="float16")) is True
+    assert use_batched(AsrOptions(device="cpu", batched="always")) is True
+    from app.settings import Settings
+
+    options = AsrOptions.from_settings(Settings(asr_batch_size=16, asr_hotwords="desmoplasia"))
+    assert (options.batch_size, options.hotwords) == (16, "desmoplasia")

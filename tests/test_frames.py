@@ -177,18 +177,27 @@ def test_extract_keeps_histology_segments_only(lecture_video: Path, tmp_path: Pa
         assert path.parent == tmp_path / "images"
         assert path.name == f"frame_{round(f.t_s * 1000):08d}.jpg"
         image = cv2.imread(str(path))
-        assert image.shape == (f.height, f.width, 3) == (360, 640, 3)
+        assert image.shape == (f.height, f.width, 3)
+        # Cropped to the tissue: the letterbox bars are gone, the full height is kept.
+        x, y, w, h = f.crop_box or (0, 0, 640, 360)
+        assert (w, h) == (f.width, f.height) and h == 360 and w < 640
         assert f.is_histology and f.histology_score >= options.histology_threshold
         assert f.flags["histology_score"] == f.histology_score
         assert f.flags["stable"] is True and f.flags["face"] is False
+        assert f.flags["text_overlay"] is False and f.flags["desktop"] is False
+        assert f.pairable and f.flags["pairable"] and f.flags["quality"]["ok"]
         assert re.fullmatch(r"[0-9a-f]{16}", f.phash or "")
         assert f.sharpness and f.sharpness > 50
-        assert f.crop_box is None and f.magnification is None
+        assert f.magnification in (0, 1, 2)
     assert sorted(p.name for p in (tmp_path / "images").iterdir()) == sorted(
         Path(f.image_path).name for f in result.frames
     )
 
-    assert result.stats["samples"] == 23  # 0, 1, ..., 22 s of a 23 s video
+    # 0, 1, ..., 22 s of a 23 s video; the cuts fall on whole seconds, so no extra samples.
+    assert result.stats["samples"] == 23
+    assert result.stats["scene_cuts"] == 4
+    assert result.stats["detector_calls"] == 5  # once a view: the others reuse the score
+    assert result.stats["pair_chunk_time_s"] == 6.0
     assert result.stats["histology_samples"] == 12
     assert result.stats["chunks"] == 2 and result.stats["kept_frames"] == 2
     assert result.stats["seconds"] > 0

@@ -21,13 +21,23 @@ def test_web_app_never_imports_heavy_worker_dependencies() -> None:
         " 'spacy', 'scispacy', 'workers.tasks') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=REPO_ROOT, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True
+    )
     assert out.stdout.strip() == ""
 
 
 def test_console_script_has_every_command() -> None:
-    assert set(COMMANDS) >= {"db", "user", "ingest", "worker", "serve", "pipeline", "release", "demo"}
+    assert set(COMMANDS) >= {
+        "db",
+        "user",
+        "ingest",
+        "worker",
+        "serve",
+        "pipeline",
+        "release",
+        "demo",
+    }
 
 
 def test_docker_compose_shape() -> None:

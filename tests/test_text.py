@@ -92,7 +92,7 @@ def options(tmp_path_factory: pytest.TempPathFactory) -> TextOptions:
 def test_kb_is_scispacy_jsonl_with_enough_concepts() -> None:
     from scispacy.linking_utils import KnowledgeBase
 
-    assert len(KB) >= 300
+    assert len(KB) >= 1500
     ids = [e["concept_id"] for e in KB]
     assert len(set(ids)) == len(ids)
     for entity in KB:

@@ -175,3 +175,97 @@ def test_openapi_documents_the_api_only(client, session):
     assert "/api/pairs/{pair_id}/decision" in paths and "/api/login" in paths
     assert all(p.startswith("/api/") for p in paths)
     assert "409" in schema["paths"]["/api/pairs/{pair_id}/decision"]["post"]["responses"]
+
+
+def test_review_depth_api(client, session, settings, monkeypatch):
+    """Filters, grid claim and batch decision, undo, own history, adjudication, gold,
+    dashboards: what the UI does, over JSON."""
+    monkeypatch.setenv("QUILT_GOLD_EVERY", "0")
+    monkeypatch.setenv("QUILT_REVIEWS_PER_PAIR", "2")
+    from app.settings import get_settings  # noqa: PLC0415
+
+    get_settings.cache_clear()
+    video = make_video(session)
+    write_frame_jpeg(settings.media_root)
+    pairs = [make_pair(session, video, priority=i / 10, magnification=i % 2) for i in range(4)]
+    make_user(session, "rita")
+    make_user(session, "sam")
+    make_user(session, "ada", Role.admin)
+
+    def login(name: str) -> None:
+        client.headers["X-CSRF-Token"] = api_login(client, name)
+
+    login("rita")
+    options = client.get("/api/pairs/filters").json()
+    assert options["magnifications"] == [0, 1] and "disputed" in options["statuses"]
+    only_1x = client.get("/api/pairs/next", params={"magnification": 1}).json()
+    assert only_1x["id"] == pairs[1].id and only_1x["not_histology"] is False
+    listing = client.get("/api/pairs", params={"status": "pending", "limit": 2}).json()
+    assert listing["total"] == 4 and len(listing["items"]) == 2
+    grid = client.post("/api/pairs/claim", json={"limit": 24}).json()
+    assert [p["id"] for p in grid] == [p.id for p in pairs]
+    batch = client.post(
+        "/api/pairs/batch-decision",
+        json={
+            "items": [{"pair_id": p.id, "version": 1} for p in pairs[:2]]
+            + [{"pair_id": 999_999, "version": 1}],
+            "decision": "approve",
+        },
+    ).json()
+    assert [(o["ok"], o["status"]) for o in batch] == [(True, "pending")] * 2 + [(False, None)]
+    undone = client.post("/api/history/undo").json()
+    assert (undone["id"], undone["review_count"], undone["status"]) == (pairs[1].id, 0, "pending")
+    mine = client.get("/api/history").json()
+    assert [(h["pair_id"], h["undone"]) for h in mine] == [
+        (pairs[1].id, True),
+        (pairs[0].id, False),
+    ]
+    assert (
+        client.get("/api/history", params={"before_id": mine[0]["review_id"]}).json()[0]["pair_id"]
+        == pairs[0].id
+    )
+
+    login("sam")
+    disputed = client.post(
+        f"/api/pairs/{pairs[0].id}/decision",
+        json={"decision": "reject", "reason": "duplicate", "version": 1},
+    ).json()
+    assert disputed["status"] == "disputed"
+    assert client.get("/api/adjudication").status_code == 403
+    agreement = client.get("/api/stats/agreement").json()
+    assert agreement["pairwise"][0]["common"] == 1 and agreement["alpha_items"] == 1
+
+    login("ada")
+    page = client.get("/api/adjudication").json()
+    assert page["total"] == 1 and len(page["items"][0]["votes"]) == 2
+    claimed = client.post("/api/adjudication/next").json()
+    assert claimed["pair"]["id"] == pairs[0].id
+    stale = client.post(
+        f"/api/adjudication/{pairs[0].id}", json={"decision": "approve", "version": 1}
+    )
+    assert stale.status_code == 409
+    settled = client.post(
+        f"/api/adjudication/{pairs[0].id}",
+        json={"decision": "approve", "version": claimed["pair"]["version"]},
+    )
+    assert settled.status_code == 200 and settled.json()["status"] == "approved"
+    assert client.post("/api/adjudication/next").status_code == 204
+    gold = client.put(f"/api/pairs/{pairs[3].id}/gold", json={"decision": "approve"})
+    assert gold.status_code == 200 and gold.json()["decision"] == "approve"
+    assert [g["pair_id"] for g in client.get("/api/stats/gold/pairs").json()] == [pairs[3].id]
+    assert client.get("/api/stats/gold").json() == []
+    channels = client.get("/api/stats/channels").json()
+    assert channels[0]["total"] == 4 and channels[0]["yield"] == 0.5
+    assert client.get("/api/stats/videos").json()[0]["approved"] == 2
+    reviewers = {r["username"]: r for r in client.get("/api/stats/reviewers").json()}
+    assert reviewers["rita"]["decisions"] == 2 and reviewers["rita"]["undos"] == 1
+    assert sum(b["decisions"] for b in client.get("/api/stats/throughput").json()) >= 4
+    history = client.get(f"/api/pairs/{pairs[0].id}/history").json()
+    assert [h["kind"] for h in history] == ["review", "review", "adjudication"]
+    assert client.get("/api/pairs/99999999999").status_code == 422
+    tagged = client.patch(
+        f"/api/pairs/{pairs[2].id}",
+        json={"subpathology": "hepatobiliary", "not_histology": True, "version": 1},
+    )
+    assert tagged.status_code == 200 and tagged.json()["subpathology"] == "hepatobiliary"
+    get_settings.cache_clear()

@@ -58,6 +58,13 @@ def test_route_table_is_what_we_think(app):
         "/api/videos",
         "/api/videos/{video_id}/requeue",
         "/api/releases",
+        # Review depth (issue 5): adjudication and gold answers are for admins.
+        "/api/adjudication",
+        "/api/adjudication/next",
+        "/api/adjudication/{pair_id}",
+        "/api/pairs/{pair_id}/gold",
+        "/api/stats/gold",
+        "/api/stats/gold/pairs",
     }
 
 

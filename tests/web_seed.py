@@ -113,6 +113,7 @@ SAMPLE_PARAMS = {
     "video_id": "1",
     "release_id": "1",
     "user_id": "1",
+    "step": "1",
     "path": "frames/1/0001.jpg",
 }
 

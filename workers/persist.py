@@ -13,11 +13,11 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from app.media import media_root, relative_to_media, video_dir
-from app.models import Frame, Pair, PairStatus, Review, TranscriptSegment, Video
+from app.models import Frame, FrameHashBand, Pair, PairStatus, Review, TranscriptSegment, Video
 from workers.stages.types import (
     AlignResult,
     Concept,
@@ -30,6 +30,7 @@ from workers.stages.types import (
     Transcript,
     Word,
 )
+from workers.vision import dedup
 
 TEXT_FILE = "text.json"
 
@@ -97,35 +98,91 @@ def fresh_frames_dir(video: Video) -> Path:
     return folder
 
 
-def save_frames(session: Session, video: Video, result: FramesResult) -> None:
+def save_frames(session: Session, video: Video, result: FramesResult) -> dict[str, int]:
+    """Replace the video's frames, index their pHash bands and link corpus duplicates.
+
+    Returns counts: ``corpus_duplicates`` (this video's frames whose sharper twin is in
+    another video: not pairable) and ``corpus_superseded`` (other videos' frames that now
+    point at a sharper frame of this video; their pairs are left alone, reviewed or not).
+    """
     session.execute(delete(Frame).where(Frame.video_id == video.id))
+    rows: list[Frame] = []
     for kept in result.frames:
-        session.add(
-            Frame(
-                video_id=video.id,
-                image_path=relative_to_media(Path(kept.image_path)),
-                t_s=kept.t_s,
-                start_s=kept.start_s,
-                end_s=kept.end_s,
-                width=kept.width,
-                height=kept.height,
-                histology_score=kept.histology_score,
-                is_histology=kept.is_histology,
-                magnification=kept.magnification,
-                sharpness=kept.sharpness,
-                phash=kept.phash,
-                flags=kept.flags,
-                crop_box=kept.crop_box,
-            )
+        row = Frame(
+            video_id=video.id,
+            image_path=relative_to_media(Path(kept.image_path)),
+            t_s=kept.t_s,
+            start_s=kept.start_s,
+            end_s=kept.end_s,
+            width=kept.width,
+            height=kept.height,
+            histology_score=kept.histology_score,
+            is_histology=kept.is_histology,
+            magnification=kept.magnification,
+            magnification_confidence=kept.magnification_confidence,
+            sharpness=kept.sharpness,
+            phash=kept.phash,
+            flags=kept.flags,
+            crop_box=kept.crop_box,
+            pairable=kept.pairable,
         )
+        session.add(row)
+        rows.append(row)
+    session.flush()
+    counts = {"corpus_duplicates": 0, "corpus_superseded": 0}
+    for kept, row in zip(result.frames, rows, strict=True):
+        if not row.phash:
+            continue
+        for band, value in enumerate(dedup.bands(row.phash)):
+            session.add(FrameHashBand(frame_id=row.id, band=band, value=value))
+        if "duplicate_of" in kept.flags:
+            continue  # a duplicate inside this video: its keeper speaks for it
+        twins = corpus_twins(session, row.phash, exclude_video_id=video.id)
+        if not twins:
+            continue
+        best = max(twins, key=lambda f: (f.sharpness or 0.0, -f.id))
+        if (best.sharpness or 0.0) >= (row.sharpness or 0.0):
+            row.duplicate_of_id = best.duplicate_of_id or best.id
+            row.pairable = False
+            row.flags = {**row.flags, "pairable": False, "corpus_duplicate_of": row.duplicate_of_id}
+            kept.pairable, kept.flags = False, row.flags
+            counts["corpus_duplicates"] += 1
+        else:
+            for twin in twins:
+                twin.duplicate_of_id = row.id
+                counts["corpus_superseded"] += 1
+    session.flush()
+    return counts
 
 
-def load_frames(session: Session, video: Video) -> tuple[FramesResult, list[Frame]]:
-    rows = list(
-        session.scalars(
-            select(Frame).where(Frame.video_id == video.id).order_by(Frame.start_s, Frame.id)
-        )
-    )
+def corpus_twins(
+    session: Session, digest: str, *, exclude_video_id: int | None = None
+) -> list[Frame]:
+    """Frames anywhere in the corpus within ``dedup.CORPUS_HAMMING`` bits of ``digest``:
+    one (band, value) index probe per band, then an exact Hamming check."""
+    clauses = [
+        (FrameHashBand.band == band) & (FrameHashBand.value == value)
+        for band, value in enumerate(dedup.bands(digest))
+    ]
+    query = select(Frame).where(Frame.id.in_(select(FrameHashBand.frame_id).where(or_(*clauses))))
+    if exclude_video_id is not None:
+        query = query.where(Frame.video_id != exclude_video_id)
+    return [
+        f
+        for f in session.scalars(query)
+        if f.phash and dedup.distance(f.phash, digest) <= dedup.CORPUS_HAMMING
+    ]
+
+
+def load_frames(
+    session: Session, video: Video, *, pairable_only: bool = True
+) -> tuple[FramesResult, list[Frame]]:
+    """The video's frames for pairing (by default only those marked pairable: the align
+    stage indexes frames and rows alike, so both lists are filtered together)."""
+    query = select(Frame).where(Frame.video_id == video.id)
+    if pairable_only:
+        query = query.where(Frame.pairable.is_(True))
+    rows = list(session.scalars(query.order_by(Frame.start_s, Frame.id)))
     root = media_root()
     frames = [
         KeptFrame(
@@ -142,6 +199,9 @@ def load_frames(session: Session, video: Video) -> tuple[FramesResult, list[Fram
             phash=r.phash,
             flags=r.flags or {},
             crop_box=r.crop_box,
+            pairable=r.pairable,
+            magnification_confidence=r.magnification_confidence,
+            duplicate_of_id=r.duplicate_of_id,
         )
         for r in rows
     ]
@@ -219,6 +279,7 @@ def upsert_pairs(
             "keywords": list(aligned.keywords),
             "magnification": aligned.magnification,
             "scores": dict(aligned.scores),
+            "denoising": dict(aligned.denoising),
             "confidence": aligned.confidence,
         }
         pair = existing.get(key)

@@ -105,6 +105,7 @@ def pair_record(pair: AlignedPair, out_dir: Path, flags: dict[str, Any] | None =
         "scores": dict(pair.scores),
         "confidence": pair.confidence,
         "flags": dict(flags or {}),
+        "denoising": dict(pair.denoising),
     }
 
 
@@ -166,15 +167,22 @@ def run_pipeline(
     frames_result: FramesResult = timed(
         "frames",
         lambda: frames.extract(
-            video, out / "images", frames_options, progress=stage_progress("frames")
+            video,
+            out / "images",
+            frames_options,
+            progress=stage_progress("frames"),
+            detector=frames.detector_from_settings(settings),
         ),
     )
     text_options = text.TextOptions.from_settings(settings)
     text_result: TextResult = timed("text", lambda: text.process(transcript, text_options))
     align_options = align.AlignOptions.from_settings(settings)
-    aligned: AlignResult = timed(
-        "align", lambda: align.align(frames_result, text_result, align_options)
-    )
+    # Only pairable frames are paired (not the narrator-occluded, poor or duplicate ones);
+    # pair.frame_index is mapped back to the index in frames_result.
+    to_pair, index_map = frames.pairable(frames_result)
+    aligned: AlignResult = timed("align", lambda: align.align(to_pair, text_result, align_options))
+    for pair in aligned.pairs:
+        pair.frame_index = index_map[pair.frame_index]
 
     result = PipelineResult(
         out_dir=out,
@@ -242,6 +250,9 @@ def _write_outputs(result: PipelineResult, options: dict[str, Any]) -> None:
                 "sharpness": f.sharpness,
                 "phash": f.phash,
                 "flags": f.flags,
+                "crop_box": f.crop_box,
+                "magnification": f.magnification,
+                "pairable": f.pairable,
             }
             for f in result.frames.frames
         ],

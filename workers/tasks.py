@@ -185,9 +185,16 @@ def _frames_body(session: Session, video: Video, progress: Progress) -> dict:
         out_dir,
         frames.FramesOptions.from_settings(get_settings()),
         progress=progress,
+        detector=frames.detector_from_settings(get_settings()),
     )
-    persist.save_frames(session, video, result)
-    return {**result.stats, "kept": len(result.frames), "chunks": len(result.chunks)}
+    corpus = persist.save_frames(session, video, result)
+    return {
+        **result.stats,
+        **corpus,
+        "kept": len(result.frames),
+        "pairable": sum(f.pairable for f in result.frames),
+        "chunks": len(result.chunks),
+    }
 
 
 @celery_app.task(name=queue.TASK_FRAMES, queue=queue.QUEUE_CPU, **_LONG)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from app.models import Pair, Release, TranscriptSegment, Video, VideoStatus
+from app.models import Pair, Release, TranscriptSegment, User, Video, VideoStatus
+from app.services import review
 from app.services.releases import release_dir
 
 ACTIVE_VIDEO_STATUSES = (VideoStatus.queued, VideoStatus.processing)
@@ -64,3 +66,42 @@ def release_files(release: Release) -> list[str]:
     return sorted(
         str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and not p.is_symlink()
     )
+
+
+def transcript_around(
+    *, session: Session, video_id: int, start_s: float, end_s: float, limit: int = 60
+) -> list[TranscriptSegment]:
+    """Transcript segments that overlap [start_s, end_s], in time order."""
+    return list(
+        session.scalars(
+            select(TranscriptSegment)
+            .where(
+                TranscriptSegment.video_id == video_id,
+                TranscriptSegment.start_s < end_s,
+                TranscriptSegment.end_s > start_s,
+            )
+            .order_by(TranscriptSegment.start_s)
+            .limit(limit)
+        ).all()
+    )
+
+
+def claim_ahead(
+    *,
+    session: Session,
+    reviewer: User,
+    exclude: Collection[int],
+    filters: review.QueueFilters | None = None,
+) -> Pair | None:
+    """Lease one more pair to ``reviewer`` besides the ones in ``exclude`` (the pair on
+    screen and those whose decisions are still being saved): the review page prefetches
+    the next pair while the current one is shown (issue 5, item 3).
+
+    ``review.claim_batch`` hands out the held pairs first, then new ones, with the queue's
+    guarantees; asking for one more than ``exclude`` holds gives the pair after them.
+    """
+    skip = {int(i) for i in exclude}
+    pairs = review.claim_batch(
+        session=session, reviewer=reviewer, limit=len(skip) + 1, filters=filters
+    )
+    return next((p for p in pairs if p.id not in skip), None)

@@ -25,6 +25,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from workers.knowledge import kb_terms
+
 KB_PATH = Path(__file__).resolve().parent / "histopath_kb.jsonl"
 
 # UMLS semantic types used here.
@@ -389,7 +391,7 @@ GROUPS: list[tuple[str, str]] = [
         brush border|microvilli
         cilia|ciliated
         intercalated disc|intercalated discs
-        Mallory-Denk body|Mallory bodies|Mallory hyaline
+        Mallory-Denk body|Mallory body|Mallory bodies|Mallory hyaline
         Russell body|Russell bodies
         Councilman body|apoptotic body|apoptotic bodies
         Lewy body|Lewy bodies
@@ -850,6 +852,48 @@ def build_entities() -> list[dict]:
                 "types": [tui, *EXTRA_TYPES.get(key, [])],
                 "definition": DEFINITIONS.get(canonical),
             }
+    # The wider vocabulary of kb_terms: a line whose name is already a concept's name or
+    # alias adds its aliases to that concept (curated lists overlap); others are new.
+    by_surface = {
+        surface.lower(): key
+        for key, e in entities.items()
+        for surface in [e["canonical_name"], *e["aliases"]]
+    }
+    extra = [
+        (tui, line) for tui, block in kb_terms.EXTRA_GROUPS for line in block.strip().splitlines()
+    ] + kb_terms.organ_tumor_lines()
+    for tui, line in extra:
+        names = [n.strip() for n in line.split("|") if n.strip()]
+        if not names:
+            continue
+        canonical, aliases = names[0], names[1:]
+        key = by_surface.get(canonical.lower())
+        if key is not None:
+            known = {
+                a.lower() for a in [entities[key]["canonical_name"], *entities[key]["aliases"]]
+            }
+            for alias in aliases:
+                if alias.lower() not in known:
+                    entities[key]["aliases"].append(alias)
+                    known.add(alias.lower())
+                    by_surface.setdefault(alias.lower(), key)
+            continue
+        key = canonical.lower()
+        concept_id = KNOWN_CUIS.get(key) or local_id(canonical)
+        salt = 0
+        while concept_id in used_ids:  # 6 digits collide now and then: salt the new name
+            salt += 1
+            concept_id = local_id(f"{canonical}#{salt}")
+        used_ids.add(concept_id)
+        entities[key] = {
+            "concept_id": concept_id,
+            "canonical_name": canonical,
+            "aliases": aliases,
+            "types": [kb_terms.EXTRA_TYPE_OF.get(canonical, tui), *EXTRA_TYPES.get(key, [])],
+            "definition": DEFINITIONS.get(canonical),
+        }
+        for surface in names:
+            by_surface.setdefault(surface.lower(), key)
     missing = [n for n in [*PROMPT_FIRST, *DEFINITIONS, *KNOWN_CUIS] if n.lower() not in entities]
     if missing:
         raise ValueError(f"names not in the KB: {missing}")

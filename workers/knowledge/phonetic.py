@@ -110,8 +110,12 @@ class TermMatch:
 class TermMatcher:
     """Finds the KB term that an n-gram sounds like, if any."""
 
-    def __init__(self, terms: dict[str, str], *, min_letters: int = 4) -> None:
-        """``terms``: surface form (alias) -> concept id."""
+    def __init__(
+        self, terms: dict[str, str], *, min_letters: int = 4, derived: frozenset[str] = frozenset()
+    ) -> None:
+        """``terms``: surface form (alias) -> concept id; ``derived``: forms made by the
+        caller (plurals), which lose a tie to a form the KB lists."""
+        self.derived = derived
         from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: PLC0415
 
         # Abbreviations (H&E, IHC) and very short terms are never targets of a sound match;
@@ -132,15 +136,43 @@ class TermMatcher:
         self._vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3), min_df=1)
         self._matrix = self._vectorizer.fit_transform(self._keys)
 
-    def best(self, texts: list[str], *, top_k: int = 12) -> list[TermMatch | None]:
-        """For each text, the best-sounding term (or None when nothing shares a sound)."""
+    def best(
+        self,
+        texts: list[str],
+        *,
+        top_k: int = 12,
+        letter_weights: list[float] | None = None,
+        prefixes: list[str] | None = None,
+    ) -> list[TermMatch | None]:
+        """For each text, the best-sounding term (or None when nothing shares a sound).
+
+        ``letter_weights``: per text, the weight of spelling in the score (default
+        ``LETTER_WEIGHT``); words the recognizer itself was unsure of say little by their
+        spelling. ``prefixes``: per text, a word said just before it that is kept; both
+        sides are compared with it in front, so a sound the recognizer gave to that word
+        ("each lamina-yolus" for "each glomerulus") still counts. Candidates are found
+        from the text alone.
+        """
+        import numpy as np  # noqa: PLC0415
+
         if not texts:
             return []
         keys = [phonetic_key(t) for t in texts]
         sims = (self._vectorizer.transform(keys) @ self._matrix.T).toarray()
+        if prefixes:
+            # Candidates may also share a sound with the kept word in front.
+            full_keys = [phonetic_key(f"{h} {t}") for h, t in zip(prefixes, texts, strict=True)]
+            full_sims = (self._vectorizer.transform(full_keys) @ self._matrix.T).toarray()
+            for n, head in enumerate(prefixes):
+                if head:
+                    sims[n] = np.maximum(sims[n], full_sims[n])
+        weights = letter_weights or [LETTER_WEIGHT] * len(texts)
+        heads = prefixes or [""] * len(texts)
         out: list[TermMatch | None] = []
-        for text, key, row in zip(texts, keys, sims, strict=True):
+        for text, key, row, weight, head in zip(texts, keys, sims, weights, heads, strict=True):
             text_letters = letters(text)
+            head_letters = letters(head)
+            full_letters, full_key = letters(f"{head} {text}"), phonetic_key(f"{head} {text}")
             best: TermMatch | None = None
             for i in row.argsort()[::-1][:top_k]:
                 if row[i] <= 0:
@@ -148,10 +180,18 @@ class TermMatcher:
                 ratio = len(self._letters[i]) / max(1, len(text_letters))
                 if not 0.6 <= ratio <= 1.6:
                     continue
-                score = _combine(
-                    similarity(text_letters, self._letters[i]), similarity(key, self._keys[i])
-                )
-                if best is None or score > best.score:
+                if head:
+                    letter_sim = similarity(full_letters, head_letters + self._letters[i])
+                    key_sim = similarity(full_key, phonetic_key(f"{head} {self.terms[i]}"))
+                else:
+                    letter_sim = similarity(text_letters, self._letters[i])
+                    key_sim = similarity(key, self._keys[i])
+                score = weight * letter_sim + (1.0 - weight) * key_sim
+                if (
+                    best is None
+                    or score > best.score
+                    or (score == best.score and best.term in self.derived)
+                ):
                     term = self.terms[i]
                     best = TermMatch(
                         term, self.concept_of[term], round(score, 4), len(self._keys[i])

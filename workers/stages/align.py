@@ -21,6 +21,9 @@ whose entities validated against UMLS. Here, for each kept histology frame:
 - caption (``text``): the medical text, which holds the ROI text.
 - ``noisy_text`` / ``corrected_text``: the whole window, raw ASR and corrected.
 - ``umls`` / ``keywords``: unique, in order of first appearance over the medical sentences.
+- ``denoising``: the cleanup of the medical sentences step by step (noisy text, corrected
+  text, each correction with its score and concept, keywords, validated concepts with their
+  link scores, and which extractor chose the sentences), as Quilt recorded per pair.
 - scores, each in [0, 1] except the count:
   ``time_overlap``: share of the medical sentences' duration inside the unpadded span;
   ``concept_count``: unique validated concepts; ``concept_link``: their mean link score;
@@ -95,6 +98,14 @@ def _tokens(text: str) -> set[str]:
     return set(_TOKEN.findall(text.lower()))
 
 
+def _best_concepts(concepts: list) -> list:
+    best: dict[str, object] = {}
+    for c in concepts:
+        if c.concept_id not in best or c.score > best[c.concept_id].score:
+            best[c.concept_id] = c
+    return list(best.values())
+
+
 def _pair_for(
     index: int,
     frame: KeptFrame,
@@ -167,6 +178,26 @@ def _pair_for(
             "keyword_overlap": round(keyword_overlap, 4),
         },
         confidence=confidence,
+        denoising={
+            "noisy_text": _join(medical, "noisy_text"),
+            "corrected_text": medical_text,
+            "corrections": [
+                {
+                    "original": c.original,
+                    "replacement": c.replacement,
+                    "score": c.score,
+                    "concept_id": c.concept_id,
+                }
+                for s in medical
+                for c in s.corrections
+            ],
+            "keywords": keywords,
+            "concepts": [
+                {"concept_id": c.concept_id, "name": c.name, "mention": c.mention, "score": c.score}
+                for c in _best_concepts(concepts)
+            ],
+            "extractor": medical[0].extractor,
+        },
     )
     return pair, "paired"
 

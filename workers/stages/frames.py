@@ -37,19 +37,20 @@ OpenCV's Haar cascade: the narrator impurity the Quilt audit found).
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import av
 import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from workers.stages.histology import HistologyDetector, StainRuleDetector, downscale, face_count
+from workers.stages.histology import HistologyDetector, StainRuleDetector, downscale
 from workers.stages.types import FramesResult, KeptFrame, StageError
+from workers.vision import dedup, impurities, magnification, sampling, tissue
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -71,8 +72,14 @@ class FramesOptions:
     ssim_threshold: float = 0.98  # Quilt-1M: consecutive frames with SSIM > 0.98 are stable
     min_stable_s: float = 3.0  # for runs after a chunk's longest one (DESIGN.md)
     median_frames: int = 5  # full-resolution frames per run for the median (odd: a true median)
-    dedup_hamming: int = 4  # phash bits: closer images in one chunk are the same view
-    detect_faces: bool = True
+    dedup_hamming: int = 4  # phash bits: closer images in one video are the same view
+    detect_faces: bool = True  # impurities: faces, text overlays, desktop chrome; tissue crop
+    cut_threshold: float = 12.0  # luma levels: scene cut (vision.sampling)
+    max_chunk_s: float = 120.0  # a longer histology stretch is split at its next scene cut
+    min_blur: float = 20.0  # Laplacian variance at 512 px (vision.tissue.quality)
+    min_resolution: int = 160  # short side of the kept crop, px
+    min_tissue_frac: float = 0.15  # tissue share of the kept crop
+    min_clean_keep: float = 0.5  # a clean crop must keep this share of the tissue box
 
     @classmethod
     def from_settings(cls, s: Settings) -> FramesOptions:
@@ -81,6 +88,12 @@ class FramesOptions:
             histology_threshold=s.histology_threshold,
             min_chunk_s=s.min_chunk_s,
             max_images_per_chunk=s.max_images_per_chunk,
+            dedup_hamming=s.frame_dedup_hamming,
+            cut_threshold=s.frame_cut_threshold,
+            max_chunk_s=s.frame_max_chunk_s,
+            min_blur=s.frame_min_blur,
+            min_resolution=s.frame_min_resolution,
+            min_tissue_frac=s.frame_min_tissue_frac,
         )
 
 
@@ -207,14 +220,34 @@ class _Extractor:
         self.samples = 0
         self.histology_samples = 0
         self.short_chunks = 0
+        self.scored = 0
+        self.cuts = 0
+        self.unpairable = 0
+        self._last: tuple[np.ndarray, float] | None = None  # thumbnail, score
 
-    def sample(self, t: float, bgr: np.ndarray) -> None:
-        self.samples += 1
-        small = downscale(bgr)
+    def _score(self, small: np.ndarray, cut: bool) -> float:
+        """The detector's score, reused from the previous sample when nothing changed (no
+        cut, 32 px thumbnails within 1.5 gray levels): most samples of a lecture repeat the
+        view before them, and the detector costs ~35 ms a call."""
+        thumb = cv2.resize(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (32, 18)).astype(np.float32)
+        last = self._last
+        if not cut and last is not None and float(np.abs(thumb - last[0]).mean()) < 1.5:
+            return last[1]
+        self.scored += 1
         score = self.detector.score(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
+        self._last = (thumb, score)
+        return score
+
+    def sample(self, t: float, bgr: np.ndarray, cut: bool = False) -> None:
+        self.samples += 1
+        self.cuts += int(cut)
+        small = downscale(bgr)
+        score = self._score(small, cut)
         if score < self.o.histology_threshold:
-            self.close_chunk()
+            self.close_chunk(t)
             return
+        if cut and self.chunk is not None and t - self.chunk.start_s >= self.o.max_chunk_s:
+            self.close_chunk(t)  # a long stretch (a slide-viewer tour) is split at a cut
         self.histology_samples += 1
         view = _ssim_view(small)
         if self.chunk is None:
@@ -251,13 +284,15 @@ class _Extractor:
         self.chunk.candidates.sort(key=_Candidate.rank)
         del self.chunk.candidates[2 * max(1, self.o.max_images_per_chunk) + 1 :]
 
-    def close_chunk(self) -> None:
+    def close_chunk(self, t_next: float | None = None) -> None:
         self.prev_view = None
         if self.chunk is None:
             return
         self.close_run()
         chunk, self.chunk = self.chunk, None
         end_s = min(chunk.last_s + self.o.sample_s, max(self.duration, chunk.last_s))
+        if t_next is not None:  # a cut between regular samples ends the chunk earlier
+            end_s = min(end_s, t_next)
         if end_s - chunk.start_s < self.o.min_chunk_s - 1e-6:
             self.short_chunks += 1
             return
@@ -276,30 +311,111 @@ class _Extractor:
 
     def write(self, cand: _Candidate, digest: str, chunk_end_s: float) -> KeptFrame:
         t_s = cand.t_s
+        image = cand.image
+        h, w = image.shape[:2]
+        flags: dict[str, Any] = {"histology_score": round(cand.score, 4), "stable": cand.stable}
+        if not cand.stable:
+            flags["fallback"] = "sharpest_moving"  # Quilt's fallback: no stable interval
+        crop_box = None
+        pairable = True
+        if self.o.detect_faces:
+            image, crop_box, pairable = self._clean(image, flags)
+        q = tissue.quality(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        reasons = q.reasons(self.o.min_blur, self.o.min_resolution, self.o.min_tissue_frac)
+        flags["quality"] = {
+            "blur": q.blur,
+            "resolution": q.resolution,
+            "tissue_frac": q.tissue_frac,
+            "ok": not reasons,
+            "reasons": reasons,
+        }
+        if reasons:
+            pairable = False
+        mag = magnification.estimate(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        flags["magnification"] = {
+            "bin": mag.bin,
+            "confidence": mag.confidence,
+            "nuclear_diameter": mag.nuclear_diameter,
+            "nuclei": mag.nuclei,
+        }
+        flags["pairable"] = pairable
+        self.unpairable += int(not pairable)
         name = f"frame_{round(t_s * 1000):08d}.jpg"
         path = self.out_dir / name
-        ok = cv2.imwrite(str(path), cand.image, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
+        ok = cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
         if not ok:
             raise OSError(f"cannot write {path}")
-        h, w = cand.image.shape[:2]
-        flags: dict[str, Any] = {"histology_score": round(cand.score, 4), "stable": cand.stable}
-        if self.o.detect_faces:
-            faces = face_count(cand.image)
-            flags["faces"] = faces
-            flags["face"] = faces > 0
+        ih, iw = image.shape[:2]
         return KeptFrame(
             image_path=str(path),
             t_s=round(t_s, 3),
             start_s=round(cand.times[0], 3),
             end_s=round(min(cand.times[-1] + self.o.sample_s, chunk_end_s), 3),
-            width=w,
-            height=h,
+            width=iw,
+            height=ih,
             histology_score=round(cand.score, 4),
             is_histology=True,
-            sharpness=round(sharpness(cand.image), 2),
-            phash=digest,
+            magnification=mag.bin,
+            sharpness=round(sharpness(image), 2),
+            phash=phash(image) if crop_box else digest,
             flags=flags,
+            crop_box=list(crop_box) if crop_box and crop_box != (0, 0, w, h) else None,
+            pairable=pairable,
+            magnification_confidence=mag.confidence,
         )
+
+    def _clean(
+        self, image: np.ndarray, flags: dict[str, Any]
+    ) -> tuple[np.ndarray, tuple | None, bool]:
+        """Impurities, then the tissue crop clear of them (vision.tissue.clean_crop)."""
+        found = impurities.detect(image)
+        flags.update(found.flags())
+        box, frac = tissue.tissue_box(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        flags["tissue_frac"] = round(frac, 4)
+        if box is None:
+            return image, None, False
+        crop = tissue.clean_crop(box, found.boxes, self.o.min_clean_keep)
+        if crop is None:
+            flags["occluded"] = True  # the narrator or an overlay covers the tissue
+            return image, None, False
+        x, y, cw, ch = crop
+        return np.ascontiguousarray(image[y : y + ch, x : x + cw]), crop, True
+
+
+def pairable(result: FramesResult) -> tuple[FramesResult, list[int]]:
+    """The frames to pair, and for each its index in ``result.frames``."""
+    index_map = [i for i, f in enumerate(result.frames) if f.pairable]
+    frames = [result.frames[i] for i in index_map]
+    return FramesResult(frames=frames, chunks=result.chunks, stats=result.stats), index_map
+
+
+def detector_from_settings(settings: Settings) -> HistologyDetector:
+    """The stain rule alone, or an ensemble with the learned classifier when
+    ``histology_weights`` names a local checkpoint (vision.learned)."""
+    if not settings.histology_weights:
+        return StainRuleDetector()
+    from workers.vision import learned  # noqa: PLC0415 - torch only when configured
+
+    model = learned.load(
+        settings.histology_weights,
+        kind=settings.histology_weights_kind,
+        device=settings.histology_device,
+    )
+    return learned.EnsembleDetector(
+        [StainRuleDetector(), model],
+        rule=settings.histology_ensemble_rule,
+        threshold=settings.histology_threshold,
+    )
+
+
+def pair_chunk_time(chunks: list[tuple[float, float]]) -> float | None:
+    """Quilt's ``pair_chunk_time`` for this video: the median length of its histology
+    chunks (consecutive histology time, split at ``max_chunk_s``). Quilt used one constant
+    for all videos; here it is measured per video, reported in the stats, and a chunk is
+    the unit that gets at most ``max_images_per_chunk`` images and its own narration."""
+    if not chunks:
+        return None
+    return round(float(np.median([end - start for start, end in chunks])), 3)
 
 
 def extract(
@@ -322,45 +438,35 @@ def extract(
     video_path = Path(video_path)
     if not video_path.is_file() or video_path.stat().st_size == 0:
         raise StageError(f"not a readable video file: {video_path.name}")
-    cap = cv2.VideoCapture(str(video_path))
+    out = Path(out_dir)
     try:
-        if not cap.isOpened():
-            raise StageError(f"cannot decode video: {video_path.name}")
-        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-        n_frames = cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0
-        duration = n_frames / fps if fps > 0 and n_frames > 0 else 0.0
-
-        out = Path(out_dir)
+        container, stream, info = sampling.open_video(video_path)
+    except (av.error.FFmpegError, ValueError, OSError) as exc:
+        raise StageError(f"cannot decode video: {video_path.name}") from exc
+    try:
         out.mkdir(parents=True, exist_ok=True)
         for old in out.glob("frame_*.jpg"):
             old.unlink()
-
-        ex = _Extractor(out, options, detector or StainRuleDetector(), duration)
-        next_t = 0.0
-        frame_dt = 1.0 / fps if fps > 0 else 0.0
-        decoded = 0
+        ex = _Extractor(out, options, detector or StainRuleDetector(), info.duration_s)
+        frame_dt = 1.0 / info.fps if info.fps > 0 else 0.0
         last_t = 0.0
-        while cap.grab():
-            decoded += 1
-            pos_ms = cap.get(cv2.CAP_PROP_POS_MSEC)
-            t = pos_ms / 1000.0 if pos_ms >= 0 else (decoded - 1) * frame_dt
-            last_t = t
-            # Half a frame of slack: 1.0 s at 25 fps may be stamped 0.99999.
-            if t + frame_dt / 2 < next_t:
-                continue
-            ok, bgr = cap.retrieve()
-            if not ok or bgr is None:
-                continue
-            ex.sample(t, bgr)
-            next_t = (math.floor(t / options.sample_s + 1e-6) + 1) * options.sample_s
-            if progress and duration > 0:
-                progress(min(1.0, t / duration))
-        if decoded == 0 or ex.samples == 0:
+        try:
+            for smp in sampling.samples(container, stream, options.sample_s, options.cut_threshold):
+                last_t = smp.t
+                ex.sample(smp.t, smp.bgr, smp.cut)
+                if progress and info.duration_s > 0:
+                    progress(min(1.0, smp.t / info.duration_s))
+        except av.error.FFmpegError as exc:
+            if ex.samples == 0:
+                raise StageError(f"cannot decode video: {video_path.name}") from exc
+            _logger.warning("frames %s: decode stopped at %.1f s: %s", video_path.name, last_t, exc)
+        if ex.samples == 0:
             raise StageError(f"no decodable video frames: {video_path.name}")
-        ex.duration = max(duration, last_t + frame_dt)
+        ex.duration = max(info.duration_s, last_t + frame_dt)
         ex.close_chunk()
     finally:
-        cap.release()
+        container.close()
+    duplicates = dedup.link_duplicates(ex.result.frames, options.dedup_hamming)
 
     result = ex.result
     result.stats = {
@@ -371,6 +477,11 @@ def extract(
         "chunks": len(result.chunks),
         "short_chunks_dropped": ex.short_chunks,
         "kept_frames": len(result.frames),
+        "unpairable_frames": ex.unpairable + duplicates,
+        "duplicates_in_video": duplicates,
+        "scene_cuts": ex.cuts,
+        "detector_calls": ex.scored,
+        "pair_chunk_time_s": pair_chunk_time(result.chunks),
         "seconds": round(time.perf_counter() - started, 3),
     }
     if progress:

@@ -41,8 +41,10 @@ from typing import Any
 
 from workers.knowledge.lexicon import is_english_word
 from workers.knowledge.linker import KnowledgeBaseLinker, get_linker
-from workers.knowledge.phonetic import TermMatcher, letters
+from workers.knowledge.phonetic import LETTER_WEIGHT, TermMatcher, letters, sounds_like
 from workers.stages.types import Concept, Correction, Sentence, TextResult, Transcript
+from workers.text.extract import SentenceView, llm_extract, rule_extract
+from workers.text.llm import LlmConfig
 
 _logger = logging.getLogger(__name__)
 
@@ -106,6 +108,37 @@ class TextOptions:
     short_term_threshold: float = 0.88
     short_key_length: int = 6
     max_ngram: int = 4
+    # Windows of ordinary English words ("hepatic sites", "cases necrosis"): only in a
+    # medical context, only towards long terms, and with a stricter score (see module doc).
+    english_corrections: bool = True
+    english_threshold: float = 0.85
+    english_anchored_threshold: float = 0.80
+    english_min_key_length: int = 8
+    english_rest_threshold: float = 0.6
+    # A term the lecture already says (as it is, or corrected earlier) is likely said
+    # again: its bar is lower.
+    lecture_term_bonus: float = 0.05
+    # Word probabilities (Whisper's, in the transcript): a word under low_probability is a
+    # guess. A window is low-confidence when low_confidence_share of its letters are in
+    # such words; it may then span stop words (a garble of ordinary words, "You know this
+    # to chemistry") and up to low_confidence_max_ngram words, in a medical context, and
+    # its spelling weighs less against its sound (low_confidence_letter_discount).
+    low_probability: float = 0.5
+    low_confidence_share: float = 0.5
+    low_confidence_max_ngram: int = 7
+    low_confidence_letter_discount: float = 0.7
+    # Of overlapping candidate windows, one explaining more low-probability words wins
+    # unless it scores this much less per extra word.
+    low_word_margin: float = 0.05
+    context_sentences: int = 1
+    # Medical text: at least this many validated concepts per content word.
+    min_concept_density: float = 0.05
+    # The LLM extractor of medical / ROI text: off while llm_url is empty.
+    llm_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = field(default="", repr=False)
+    llm_timeout_s: float = 30.0
+    llm_batch_size: int = 20
     pause_s: float = 1.0
     max_sentence_s: float = 30.0
     max_keywords: int = 5
@@ -118,6 +151,10 @@ class TextOptions:
             kb_path=str(settings.resolved_kb_path),
             kb_cache_dir=str(settings.var_dir / "kb-cache"),
             link_threshold=settings.link_threshold,
+            llm_url=settings.llm_url,
+            llm_model=settings.llm_model,
+            llm_api_key=settings.llm_api_key,
+            llm_timeout_s=settings.llm_timeout_s,
         )
 
 
@@ -129,6 +166,7 @@ class _RawSentence:
     start_s: float
     end_s: float
     tokens: list[str]
+    probabilities: list[float] = field(default_factory=list)  # per token; [] if unknown
 
 
 def split_sentences(
@@ -137,12 +175,14 @@ def split_sentences(
     """Group the transcript's words into sentences with the time span of their words."""
     sentences: list[_RawSentence] = []
     current: list[str] = []
+    probabilities: list[float] = []
     start = end = 0.0
 
     def flush() -> None:
         if current:
-            sentences.append(_RawSentence(start, end, list(current)))
+            sentences.append(_RawSentence(start, end, list(current), list(probabilities)))
             current.clear()
+            probabilities.clear()
 
     for segment in transcript.segments:
         if not segment.words:
@@ -162,6 +202,7 @@ def split_sentences(
             if not current:
                 start = word.start
             current.append(token)
+            probabilities.append(word.probability)
             end = word.end
             if _SENTENCE_END.search(token):
                 flush()
@@ -191,12 +232,73 @@ class _Resources:
             for alias in [entity.canonical_name, *entity.aliases]:
                 surface = alias if _has_inner_capital(alias) else alias.lower()
                 terms.setdefault(surface, entity.concept_id)
+        # Plural forms are targets too: "hepatic sites" is "hepatocytes", not "hepatocyte".
+        listed = set(terms)
+        for surface, concept_id in list(terms.items()):
+            plural = pluralize(surface)
+            if plural != surface:
+                terms.setdefault(plural, concept_id)
         self.aliases_lower = frozenset(a.lower() for a in linker.kb.alias_to_cuis)
-        self.matcher = TermMatcher(terms)
+        self.matcher = TermMatcher(terms, derived=frozenset(set(terms) - listed))
+        # Aliases that show a medical context when said as they are: multiword ones and
+        # single words that are not ordinary English ("hepatocytes", not "cell" or "mass").
+        self.specific_aliases: dict[str, str] = {}
+        for alias, cuis in linker.kb.alias_to_cuis.items():
+            words = re.findall(r"[a-z0-9]+", alias.lower())
+            if not words or (len(words) == 1 and (is_english_word(words[0]) or len(words[0]) < 4)):
+                continue
+            self.specific_aliases.setdefault(" ".join(words), sorted(cuis)[0])
+            plural = " ".join(re.findall(r"[a-z0-9]+", pluralize(alias.lower())))
+            self.specific_aliases.setdefault(plural, sorted(cuis)[0])
+        self.max_alias_words = 6
 
     def known(self, word: str) -> bool:
         w = word.lower()
         return w in self.linker.term_words or is_english_word(w)
+
+
+ADJECTIVE_ENDINGS: tuple[str, ...] = ("al", "ic", "ous", "ive", "oid", "ar", "ary", "ed", "ing")
+
+
+def pluralize(term: str) -> str:
+    """The plural of a term's last word (English and the Latin/Greek forms of histology)."""
+    head, _, last = term.rpartition(" ")
+    low = last.lower()
+    if not low.isalpha() or len(low) < 3:
+        return term
+    # Adjectives ("luminal", "pleomorphic", "caseous") and words that are plural already
+    # ("nuclei", "glomeruli") or uncountable ("-istry") have no plural to match.
+    if low.endswith(ADJECTIVE_ENDINGS + ("i", "ae", "istry")):
+        return term
+    for singular, plural in (
+        ("us", "i"),  # nucleus -> nuclei
+        ("um", "a"),  # epithelium -> epithelia
+        ("is", "es"),  # metastasis -> metastases
+        ("ma", "mas"),
+        ("on", "a"),  # ganglion -> ganglia (mitochondrion)
+        ("x", "ces"),  # cortex -> cortices
+        ("y", "ies"),
+    ):
+        if low.endswith(singular) and not (singular == "y" and low[-2] in "aeiou"):
+            if singular == "on" and not low.endswith(("ion", "rion")):
+                continue
+            if singular == "on" and low.endswith("tion"):
+                continue
+            if singular == "x" and not low.endswith(("ex", "ix")):
+                continue
+            if singular == "x":
+                plural_last = last[:-2] + "ices"
+            else:
+                plural_last = last[: len(last) - len(singular)] + plural
+            return f"{head} {plural_last}" if head else plural_last
+    if low.endswith(("s", "sh", "ch")):
+        if low.endswith(("ss", "sh", "ch")):
+            last = last + "es"
+        else:
+            return term
+    else:
+        last = last + "s"
+    return f"{head} {last}" if head else last
 
 
 def _has_inner_capital(text: str) -> bool:
@@ -214,14 +316,125 @@ def _resources(options: TextOptions) -> _Resources:
     return _RESOURCES[key]
 
 
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def _contains(hay: list[str], needle: list[str]) -> bool:
+    n = len(needle)
+    return any(hay[i : i + n] == needle for i in range(len(hay) - n + 1))
+
+
+def merge_hyphen_tokens(tokens: list[str]) -> list[str]:
+    """Whisper writes compounds as "low -power": join a "-word" token to the one before."""
+    return _merge_hyphens(tokens, [1.0] * len(tokens))[0]
+
+
+def _merge_hyphens(tokens: list[str], probs: list[float]) -> tuple[list[str], list[float]]:
+    out: list[str] = []
+    out_probs: list[float] = []
+    for token, prob in zip(tokens, probs, strict=True):
+        if out and len(token) > 1 and token[0] == "-" and token[1].isalpha():
+            out[-1] = out[-1] + token
+            out_probs[-1] = min(out_probs[-1], prob)  # as sure as its least sure part
+        else:
+            out.append(token)
+            out_probs.append(prob)
+    return out, out_probs
+
+
+def lecture_mentions(tokens: list[str], res: _Resources) -> set[str]:
+    """Concept ids whose specific aliases appear as they are in these tokens."""
+    words = [w for t in tokens for w in re.findall(r"[a-z0-9]+", t.lower())]
+    found: set[str] = set()
+    for i in range(len(words)):
+        for n in range(1, min(res.max_alias_words, len(words) - i) + 1):
+            concept = res.specific_aliases.get(" ".join(words[i : i + n]))
+            if concept is not None:
+                found.add(concept)
+    return found
+
+
+def _add_window(
+    windows: list[tuple[int, int, str, bool, bool, str]],
+    res: _Resources,
+    options: TextOptions,
+    cores: list[tuple[str, str, str]],
+    i: int,
+    j: int,
+    prefix: str,
+    low: list[bool],
+    unsure: bool = False,
+    medical_context: bool = False,
+) -> None:
+    """Add window tokens[i:j] to the candidates if its kind of window may be corrected."""
+    words = [cores[k][1] for k in range(i, j)]
+    if prefix and (words[0].lower() in res.stop_words or words[-1].lower() in res.stop_words):
+        return
+    text = " ".join(words)
+    if text.lower() in res.aliases_lower:
+        return
+    parts = [p for w in words for p in w.split("-") if p]
+    if not all(res.known(p) for p in parts):
+        windows.append((i, j, text, False, unsure, prefix))
+        return
+    if prefix:
+        return  # a kept word in front of ordinary words: too many ways to be wrong
+    if not (options.english_corrections and medical_context and (j - i >= 2 or unsure)):
+        return
+    content = [p.lower() for p in parts if p.lower() not in res.stop_words]
+    if not unsure and all(p in res.linker.term_words for p in content):
+        return  # every word is a KB word and the recognizer was sure: meant as said
+    windows.append((i, j, text, True, unsure, prefix))
+
+
+def _add_prefixed(
+    windows: list[tuple[int, int, str, bool, bool, str]],
+    res: _Resources,
+    options: TextOptions,
+    cores: list[tuple[str, str, str]],
+    i: int,
+    j: int,
+    low: list[bool],
+    sizes: list[int],
+) -> None:
+    """Window tokens[i+1:j] with the stop word tokens[i] kept in front of it."""
+    rest = sizes[1:]
+    share = sum(n for n, k in zip(rest, range(i + 1, j), strict=True) if low[k]) / sum(rest)
+    unsure = share >= options.low_confidence_share
+    _add_window(windows, res, options, cores, i + 1, j, cores[i][1], low, unsure)
+
+
 def correct_tokens(
-    tokens: list[str], res: _Resources, options: TextOptions
+    tokens: list[str],
+    res: _Resources,
+    options: TextOptions,
+    *,
+    medical_context: bool = False,
+    lecture_concepts: frozenset[str] | set[str] = frozenset(),
+    probabilities: list[float] | None = None,
 ) -> tuple[list[str], list[Correction]]:
-    """Replace windows of non-words that sound like a KB term by that term."""
+    """Replace windows that sound like a KB term by that term.
+
+    Candidates: windows holding a token that is neither English nor a KB word (any
+    context); when ``medical_context``, multiword windows of ordinary words that mix in a
+    non-KB word ("hepatic sites", "cases necrosis"), which must match a long term
+    (``english_min_key_length``) at ``english_threshold``, or at
+    ``english_anchored_threshold`` when they share a whole word with it; and, with word
+    ``probabilities``, low-confidence windows (see ``TextOptions``), which may have stop
+    words at their edges and may be made of KB words ("dysplastic stroma"). A window that
+    starts with a stop word is also tried with that word kept and its sound shared with
+    the term ("each lamina-yolus" -> "each glomerulus").
+    """
+    probs = list(probabilities) if probabilities else [1.0] * len(tokens)
+    tokens, probs = _merge_hyphens(tokens, probs)
     cores = [_split_token(t) for t in tokens]
-    windows: list[tuple[int, int, str]] = []
+    low = [p < options.low_probability for p in probs]
+    # (i, j, text, english, low-confidence, kept prefix word)
+    windows: list[tuple[int, int, str, bool, bool, str]] = []
+    longest = max(options.max_ngram, options.low_confidence_max_ngram)
     for i in range(len(tokens)):
-        for j in range(i + 1, min(len(tokens), i + options.max_ngram) + 1):
+        for j in range(i + 1, min(len(tokens), i + longest) + 1):
             words = [cores[k][1] for k in range(i, j)]
             if not all(re.fullmatch(r"[A-Za-z][A-Za-z'-]*", w) for w in words):
                 break
@@ -230,37 +443,88 @@ def correct_tokens(
                 cores[k][0] for k in range(i + 1, j)
             ):
                 break
-            if words[0].lower() in res.stop_words or words[-1].lower() in res.stop_words:
+            sizes = [len(w) for w in words]
+            low_share = sum(n for n, k in zip(sizes, range(i, j), strict=True) if low[k]) / sum(
+                sizes
+            )
+            unsure = bool(probabilities) and low_share >= options.low_confidence_share
+            if j - i > options.max_ngram and not unsure:
                 continue
-            if all(res.known(w) for w in words):
-                continue
-            text = " ".join(words)
-            if text.lower() in res.aliases_lower:
-                continue
-            windows.append((i, j, text))
+            first, last = words[0].lower(), words[-1].lower()
+            if first in res.stop_words or last in res.stop_words:
+                # A stop word at an edge is part of the garble only when the recognizer
+                # doubted it or the whole window.
+                edges_doubted = (first not in res.stop_words or low[i]) and (
+                    last not in res.stop_words or low[j - 1]
+                )
+                if not (unsure or edges_doubted):
+                    if first in res.stop_words and j - i >= 2 and any(low[i + 1 : j]):
+                        _add_prefixed(windows, res, options, cores, i, j, low, sizes)
+                    continue
+            _add_window(windows, res, options, cores, i, j, "", low, unsure, medical_context)
+            if first in res.stop_words and j - i >= 2 and any(low[i + 1 : j]):
+                _add_prefixed(windows, res, options, cores, i, j, low, sizes)
     if not windows:
         return list(tokens), []
 
+    weights = [
+        LETTER_WEIGHT * (1.0 - options.low_confidence_letter_discount) if w[4] else LETTER_WEIGHT
+        for w in windows
+    ]
+    matches = res.matcher.best(
+        [w[2] for w in windows], letter_weights=weights, prefixes=[w[5] for w in windows]
+    )
     scored = []
-    for (i, j, text), match in zip(windows, res.matcher.best([w[2] for w in windows]), strict=True):
-        if match is None:
+    for (i, j, text, english, _unsure, _prefix), match in zip(windows, matches, strict=True):
+        if match is None or letters(match.term) == letters(text):
             continue
-        limit = (
-            options.short_term_threshold
-            if match.key_length <= options.short_key_length
-            else options.correction_threshold
-        )
-        if match.score >= limit and letters(match.term) != letters(text):
-            scored.append((match.score, j - i, i, j, text, match))
-    # Best first; at equal score the longer window wins (it explains more of the garble).
+        term_words = [_stem(w) for w in re.findall(r"[a-z]+", match.term.lower())]
+        said_words = [_stem(w) for w in re.findall(r"[a-z]+", text.lower())]
+        if _contains(said_words, term_words):
+            continue  # the term is said as it is, next to another word: keep that word
+        if english:
+            if match.key_length < options.english_min_key_length:
+                continue
+            term_letters = letters(match.term)
+            if len(term_words) == 1 and (
+                term_letters.startswith(said_words[0]) or term_letters.endswith(said_words[-1])
+            ):
+                continue  # "stroma holds" is not "stromal": a said word, then another
+            shared = set(said_words) & set(term_words) - res.stop_words
+            if shared:
+                # "mild duct" -> "bile duct": the words around the shared one must sound
+                # alike on their own ("liver shows" is not "liver cells").
+                rest_said = " ".join(w for w in said_words if w not in shared)
+                rest_term = " ".join(w for w in term_words if w not in shared)
+                if (
+                    not rest_term
+                    or sounds_like(rest_said, rest_term) < options.english_rest_threshold
+                ):
+                    continue
+            limit = options.english_anchored_threshold if shared else options.english_threshold
+        else:
+            limit = (
+                options.short_term_threshold
+                if match.key_length <= options.short_key_length
+                else options.correction_threshold
+            )
+        if match.concept_id in lecture_concepts:
+            limit -= options.lecture_term_bonus
+        if match.score >= limit:
+            doubted = sum(low[i:j])
+            scored.append(
+                (match.score + options.low_word_margin * doubted, j - i, i, j, text, match)
+            )
+    # Best first, a window that explains more doubted words worth low_word_margin a word;
+    # at equal value the longer window wins (it explains more of the garble).
     scored.sort(key=lambda s: (-s[0], -s[1]))
     taken: set[int] = set()
     chosen = []
-    for score, _n, i, j, text, match in scored:
+    for _value, _n, i, j, text, match in scored:
         if taken.intersection(range(i, j)):
             continue
         taken.update(range(i, j))
-        chosen.append((i, j, text, match, score))
+        chosen.append((i, j, text, match, match.score))
 
     out = list(tokens)
     corrections: list[Correction] = []
@@ -377,9 +641,23 @@ def process(transcript: Transcript, options: TextOptions | None = None) -> TextR
     raw = split_sentences(
         transcript, pause_s=options.pause_s, max_sentence_s=options.max_sentence_s
     )
+    # Medical context: which sentences (with their neighbours) say a KB term as it is,
+    # and which concepts the lecture says correctly somewhere.
+    mentioned = [lecture_mentions(sentence.tokens, res) for sentence in raw]
+    lecture_concepts = {c for found in mentioned for c in found}
+    reach = options.context_sentences
     corrected: list[tuple[_RawSentence, list[str], list[Correction]]] = []
-    for sentence in raw:
-        tokens, corrections = correct_tokens(sentence.tokens, res, options)
+    for n, sentence in enumerate(raw):
+        context = any(mentioned[max(0, n - reach) : n + reach + 1])
+        tokens, corrections = correct_tokens(
+            sentence.tokens,
+            res,
+            options,
+            medical_context=context,
+            lecture_concepts=lecture_concepts,
+            probabilities=sentence.probabilities,
+        )
+        lecture_concepts |= {c.concept_id for c in corrections if c.concept_id}
         corrected.append((sentence, tokens, corrections))
 
     phrase_lists = [rake_phrases(tokens, res.stop_words) for _, tokens, _ in corrected]
@@ -400,10 +678,35 @@ def process(transcript: Transcript, options: TextOptions | None = None) -> TextR
                 corrections=corrections,
                 keywords=keywords,
                 concepts=concepts,
-                is_medical=bool(concepts),
-                is_roi=any(p.search(text) for p in roi_patterns),
             )
         )
+
+    # Medical text and ROI text: the rules, or the LLM when one is configured.
+    views = [
+        SentenceView(
+            s.corrected_text,
+            len(s.concepts),
+            sum(
+                1
+                for w in re.findall(r"[A-Za-z]+", s.corrected_text.lower())
+                if w not in res.stop_words
+            ),
+        )
+        for s in sentences
+    ]
+    if options.llm_url and sentences:
+        config = LlmConfig(
+            options.llm_url, options.llm_model, options.llm_api_key, options.llm_timeout_s
+        )
+        extraction = llm_extract(
+            views, config, roi_patterns, options.min_concept_density, options.llm_batch_size
+        )
+    else:
+        extraction = rule_extract(views, roi_patterns, options.min_concept_density)
+    for s, medical, roi in zip(sentences, extraction.medical, extraction.roi, strict=True):
+        s.is_medical = medical
+        s.is_roi = roi
+        s.extractor = extraction.extractor
 
     stats = {
         "sentences": len(sentences),
@@ -413,6 +716,8 @@ def process(transcript: Transcript, options: TextOptions | None = None) -> TextR
         "roi_sentences": sum(1 for s in sentences if s.is_roi),
         "concepts": len({c.concept_id for s in sentences for c in s.concepts}),
         "keywords": sum(len(s.keywords) for s in sentences),
+        "extractor": extraction.extractor if sentences else "rule",
+        "llm_fallback_reason": extraction.fallback_reason if sentences else None,
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
     return TextResult(sentences=sentences, stats=stats)

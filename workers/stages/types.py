@@ -108,6 +108,11 @@ class KeptFrame:
     phash: str | None = None
     flags: dict[str, Any] = field(default_factory=dict)
     crop_box: list[int] | None = None  # x, y, w, h in the source frame
+    # False: not to be paired (narrator over the tissue, poor quality, a duplicate);
+    # flags say why. The frame is still stored and shown to reviewers.
+    pairable: bool = True
+    magnification_confidence: float | None = None
+    duplicate_of_id: int | None = None  # corpus-wide duplicate link (frames.id), set by persist
 
 
 @dataclass
@@ -151,6 +156,7 @@ class Sentence:
     concepts: list[Concept] = field(default_factory=list)
     is_medical: bool = False
     is_roi: bool = False
+    extractor: str = "rule"  # who decided is_medical / is_roi: "rule" or "llm"
 
 
 @dataclass
@@ -180,6 +186,9 @@ class AlignedPair:
     magnification: int | None = None
     scores: dict[str, float] = field(default_factory=dict)
     confidence: float = 0.0
+    # The text cleanup step by step (issue 4): noisy -> corrected with each correction and
+    # its score, the keywords and the validated concepts of the medical sentences.
+    denoising: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.web.api import auth, meta, pairs, releases, videos
+from app.web.api import (
+    adjudication,
+    auth,
+    dashboards,
+    history,
+    meta,
+    pairs,
+    releases,
+    videos,
+)
 
 router = APIRouter(prefix="/api")
-for _module in (auth, pairs, videos, releases, meta):
+for _module in (auth, pairs, history, adjudication, dashboards, videos, releases, meta):
     router.include_router(_module.router)

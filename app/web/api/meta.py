@@ -20,8 +20,11 @@ router = APIRouter(tags=["meta"])
 @router.get("/stats", response_model=StatsOut)
 def stats(session: SessionDep, user: CurrentUser) -> StatsOut:
     counts = review.queue_counts(session=session)
+    pairs = {"pending": counts.pending, "approved": counts.approved, "rejected": counts.rejected}
+    if counts.disputed:
+        pairs["disputed"] = counts.disputed
     return StatsOut(
-        pairs={"pending": counts.pending, "approved": counts.approved, "rejected": counts.rejected},
+        pairs=pairs,
         leased=counts.leased,
         videos=queries.video_counts(session=session),
         releases=session.scalar(select(func.count()).select_from(Release)) or 0,

@@ -1,15 +1,31 @@
-"""The review queue over JSON: claim, read, decide, edit, history."""
+"""The review queue over JSON: claim (with filters), read, list, decide (one or a grid's
+batch), edit, history, gold answers."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from app.db import SessionDep
-from app.models import Pair
-from app.services import review
+from app.models import Pair, PairStatus
+from app.services import consensus, review
 from app.settings import get_settings
-from app.web.api.schemas import DecisionIn, EditIn, HistoryEntryOut, PairOut
-from app.web.deps import CurrentUser
+from app.web.api.schemas import (
+    BatchDecisionIn,
+    BatchOutcomeOut,
+    ClaimBatchIn,
+    DecisionIn,
+    EditIn,
+    FilterOptionsOut,
+    GoldIn,
+    GoldOut,
+    HistoryEntryOut,
+    IdLabelOut,
+    PairOut,
+    PairPage,
+)
+from app.web.deps import AdminUser, CurrentUser
 
 router = APIRouter(prefix="/pairs", tags=["pairs"])
 
@@ -25,26 +41,107 @@ def pair_out(pair: Pair) -> PairOut:
     )
 
 
+Source = Literal["file", "upload", "http", "youtube"]
+DB_INT = {"ge": -(2**31), "le": 2**31 - 1}
+
+
+def queue_filters(
+    channel_id: Annotated[int | None, Query(**DB_INT)] = None,
+    video_id: Annotated[int | None, Query(**DB_INT)] = None,
+    source: Source | None = None,
+    magnification: Annotated[int | None, Query(**DB_INT)] = None,
+) -> review.QueueFilters:
+    return review.QueueFilters(
+        channel_id=channel_id, video_id=video_id, source_kind=source, magnification=magnification
+    )
+
+
+PairId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+FiltersDep = Annotated[review.QueueFilters, Depends(queue_filters)]
+
+
 @router.get(
     "/next",
     response_model=PairOut,
     responses={204: {"description": "Nothing left to review"}},
 )
-def next_pair(session: SessionDep, user: CurrentUser):
-    """Lease the next pair to review (or the one already leased to the caller)."""
-    pair = review.claim_next(session=session, reviewer=user, lease_s=get_settings().lease_s)
+def next_pair(session: SessionDep, user: CurrentUser, filters: FiltersDep):
+    """Lease the next pair to review (or the one already leased to the caller), in
+    priority order, within the filters."""
+    pair = review.claim_next(
+        session=session, reviewer=user, lease_s=get_settings().lease_s, filters=filters
+    )
     if pair is None:
         return Response(status_code=204)
     return pair_out(pair)
 
 
+@router.get("", response_model=PairPage)
+def list_pairs(
+    session: SessionDep,
+    user: CurrentUser,
+    filters: FiltersDep,
+    status: PairStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 48,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> PairPage:
+    """Pairs in queue order within the filters (and status): the grid's and search's
+    listing. Reads only; lease a grid page with POST /api/pairs/claim."""
+    filters = review.QueueFilters(**{**filters.__dict__, "status": status})
+    total, pairs = review.list_pairs(session=session, filters=filters, limit=limit, offset=offset)
+    return PairPage(total=total, items=[pair_out(p) for p in pairs])
+
+
+@router.post("/claim", response_model=list[PairOut])
+def claim_batch(body: ClaimBatchIn, session: SessionDep, user: CurrentUser) -> list[PairOut]:
+    """Lease a grid page of pairs at once (the held ones first), within the filters."""
+    filters = review.QueueFilters(
+        channel_id=body.channel_id,
+        video_id=body.video_id,
+        source_kind=body.source,
+        magnification=body.magnification,
+    )
+    pairs = review.claim_batch(session=session, reviewer=user, limit=body.limit, filters=filters)
+    return [pair_out(p) for p in pairs]
+
+
+@router.post("/batch-decision", response_model=list[BatchOutcomeOut])
+def batch_decision(
+    body: BatchDecisionIn, session: SessionDep, user: CurrentUser
+) -> list[BatchOutcomeOut]:
+    """Grid triage: one decision on many pairs. Each pair is decided on its own; a stale
+    version is reported in its outcome (``conflict``) and the others still go through."""
+    outcomes = review.decide_many(
+        session=session,
+        reviewer=user,
+        items=[(i.pair_id, i.version) for i in body.items],
+        decision=body.decision,
+        reason=body.reason,
+        comment=body.comment,
+    )
+    return [BatchOutcomeOut.model_validate(o) for o in outcomes]
+
+
+@router.get("/filters", response_model=FilterOptionsOut)
+def filter_options(session: SessionDep, user: CurrentUser) -> FilterOptionsOut:
+    """The values the queue filters can take."""
+    options = review.filter_options(session=session)
+    return FilterOptionsOut(
+        channels=[IdLabelOut(id=i, label=label) for i, label in options.channels],
+        videos=[IdLabelOut(id=i, label=label) for i, label in options.videos],
+        sources=options.sources,
+        magnifications=options.magnifications,
+        statuses=options.statuses,
+    )
+
+
 @router.get("/{pair_id}", response_model=PairOut)
-def get_pair(pair_id: int, session: SessionDep, user: CurrentUser) -> PairOut:
+def get_pair(pair_id: PairId, session: SessionDep, user: CurrentUser) -> PairOut:
     return pair_out(review.get_pair(session=session, pair_id=pair_id))
 
 
 @router.post("/{pair_id}/decision", response_model=PairOut, responses=CONFLICT)
-def decide(pair_id: int, body: DecisionIn, session: SessionDep, user: CurrentUser) -> PairOut:
+def decide(pair_id: PairId, body: DecisionIn, session: SessionDep, user: CurrentUser) -> PairOut:
     pair = review.decide(
         session=session,
         pair_id=pair_id,
@@ -58,13 +155,13 @@ def decide(pair_id: int, body: DecisionIn, session: SessionDep, user: CurrentUse
 
 
 @router.post("/{pair_id}/skip", status_code=204)
-def skip(pair_id: int, session: SessionDep, user: CurrentUser) -> None:
+def skip(pair_id: PairId, session: SessionDep, user: CurrentUser) -> None:
     """Give the pair back to the queue; the caller will not be offered it again."""
     review.skip(session=session, pair_id=pair_id, reviewer=user)
 
 
 @router.patch("/{pair_id}", response_model=PairOut, responses=CONFLICT)
-def edit(pair_id: int, body: EditIn, session: SessionDep, user: CurrentUser) -> PairOut:
+def edit(pair_id: PairId, body: EditIn, session: SessionDep, user: CurrentUser) -> PairOut:
     fields = body.model_dump(exclude={"version"}, exclude_none=True)
     pair = review.edit(
         session=session, pair_id=pair_id, user=user, fields=fields, expected_version=body.version
@@ -73,6 +170,16 @@ def edit(pair_id: int, body: EditIn, session: SessionDep, user: CurrentUser) -> 
 
 
 @router.get("/{pair_id}/history", response_model=list[HistoryEntryOut])
-def history(pair_id: int, session: SessionDep, user: CurrentUser) -> list[HistoryEntryOut]:
+def history(pair_id: PairId, session: SessionDep, user: CurrentUser) -> list[HistoryEntryOut]:
     entries = review.pair_history(session=session, pair_id=pair_id)
     return [HistoryEntryOut.model_validate(e) for e in entries]
+
+
+@router.put("/{pair_id}/gold", response_model=GoldOut)
+def mark_gold(pair_id: PairId, body: GoldIn, session: SessionDep, admin: AdminUser) -> GoldOut:
+    """Give a pair a known answer (admins): it is mixed into reviewers' queues and their
+    votes on it are scored (GET /api/stats/gold)."""
+    gold = consensus.mark_gold(
+        session=session, pair_id=pair_id, admin=admin, decision=body.decision, reason=body.reason
+    )
+    return GoldOut.model_validate(gold)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query
 
 from app.db import SessionDep
 from app.models import Channel, Video
@@ -19,7 +21,7 @@ def list_videos(
     session: SessionDep,
     user: CurrentUser,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**31 - 1),
     status: str | None = Query(None, max_length=16),
 ) -> VideoList:
     total, videos = queries.list_videos(session=session, limit=limit, offset=offset, status=status)
@@ -27,7 +29,9 @@ def list_videos(
 
 
 @router.get("/{video_id}", response_model=VideoDetailOut)
-def get_video(video_id: int, session: SessionDep, user: CurrentUser) -> VideoDetailOut:
+def get_video(
+    video_id: Annotated[int, Path(ge=1, le=2**31 - 1)], session: SessionDep, user: CurrentUser
+) -> VideoDetailOut:
     video = session.get(Video, video_id)
     if video is None:
         raise HTTPException(404, f"video {video_id} not found")
@@ -47,7 +51,9 @@ def queue_video(body: QueueIn, session: SessionDep, user: AdminUser) -> QueuedOu
 
 
 @router.post("/{video_id}/requeue", response_model=VideoOut)
-def requeue(video_id: int, session: SessionDep, user: AdminUser) -> VideoOut:
+def requeue(
+    video_id: Annotated[int, Path(ge=1, le=2**31 - 1)], session: SessionDep, user: AdminUser
+) -> VideoOut:
     video = session.get(Video, video_id)
     if video is None:
         raise HTTPException(404, f"video {video_id} not found")

@@ -1,10 +1,16 @@
-"""The review page: one pair at a time, decided by buttons or keyboard, next pair via htmx."""
+"""The review page: one pair at a time, decided by buttons or keyboard.
+
+In queue mode the page prefetches the next pair (``/review/ahead``) while the current one
+is shown; a decision swaps the prefetched pane in at once and saves in the background
+(``mode=background``: 204, or a short text error the page shows with a retry). Detail
+and history mode post through htmx and stay on the pair.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
@@ -12,15 +18,19 @@ from app.db import SessionDep
 from app.models import Pair, User
 from app.services import review
 from app.settings import get_settings
-from app.web import events
+from app.web import events, queries
 from app.web.deps import CurrentUser
+from app.web.errors import error_response
 from app.web.templating import is_htmx, render
+from app.web.ui.pair_context import pair_view
 
 router = APIRouter(prefix="/review")
 
 PAGE = "review/page.html"
 PANE = "review/_pane.html"
 Action = Literal["approve", "reject", "save", "skip"]
+Mode = Literal["queue", "detail", "history"]
+MAX_HISTORY_STEP = 500
 
 
 def _pane(
@@ -28,8 +38,10 @@ def _pane(
     session: Session,
     pair: Pair | None,
     *,
-    mode: Literal["queue", "detail"] = "queue",
+    mode: Mode = "queue",
     message: str | None = None,
+    step: int = 0,
+    decision: review.ReviewerHistoryItem | None = None,
     error: str | None = None,
     draft: dict[str, str] | None = None,
     status_code: int = 200,
@@ -39,13 +51,17 @@ def _pane(
         "pair": pair,
         "video": pair.video if pair else None,
         "mode": mode,
+        "step": step,
+        "decision": decision,
+        "view": pair_view(session, pair) if pair is not None else {},
+        "editable": set(review.EDITABLE_FIELDS),
         # The header's counts: a full page only; htmx refreshes them by event (_counts.html).
         "counts": None if is_htmx(request) else review.queue_counts(session=session),
         "message": message,
         "error": error,
         "draft": draft or {},
         "history": review.pair_history(session=session, pair_id=pair.id)
-        if pair is not None and mode == "detail"
+        if pair is not None and mode != "queue"
         else [],
     }
     return render(request, PAGE, context, partial=PANE, status_code=status_code, headers=headers)
@@ -58,6 +74,48 @@ def _claim(session: Session, user: User) -> Pair | None:
 @router.get("")
 def review_page(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     return _pane(request, session, _claim(session, user))
+
+
+@router.get("/ahead")
+def ahead(
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    exclude: Annotated[list[int], Query(max_length=50)] = [],  # noqa: B006 - FastAPI query list
+) -> Response:
+    """The pane of the pair after the ones in ``exclude``, leased now: the page keeps it
+    ready and swaps it in the moment the current pair is decided."""
+    pair = queries.claim_ahead(session=session, reviewer=user, exclude=exclude)
+    return _pane(request, session, pair)
+
+
+@router.get("/mine/{step}")
+def mine(step: int, request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    """Back through one's own decisions: ``step`` 1 is the last decision."""
+    items = (
+        review.reviewer_history(session=session, reviewer=user, limit=step)
+        if 1 <= step <= MAX_HISTORY_STEP
+        else []
+    )
+    if len(items) < step or not items:
+        return error_response(request, 404, "No earlier decision.")
+    item = items[step - 1]
+    pair = review.get_pair(session=session, pair_id=item.pair_id)
+    return _pane(request, session, pair, mode="history", step=step, decision=item)
+
+
+@router.post("/undo")
+def undo(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    """Take back one's last decision; the pair comes back on screen to decide again."""
+    pair = review.undo_last(session=session, reviewer=user)
+    if pair is None:
+        return error_response(request, 404, "Nothing to undo.")
+    message = f"Undid your decision on pair #{pair.id}."
+    if not is_htmx(request):
+        return RedirectResponse("/review", status_code=303)
+    return _pane(
+        request, session, pair, message=message, headers=events.trigger(events.PAIR_UNDONE)
+    )
 
 
 @router.get("/counts")
@@ -84,7 +142,11 @@ def act(
     roi_text: Annotated[str | None, Form(max_length=review.MAX_TEXT_LEN)] = None,
     reason: Annotated[str | None, Form(max_length=32)] = None,
     comment: Annotated[str | None, Form(max_length=review.MAX_COMMENT_LEN)] = None,
-    mode: Annotated[Literal["queue", "detail"], Form()] = "queue",
+    mode: Annotated[Literal["queue", "detail", "history", "background"], Form()] = "queue",
+    magnification: Annotated[str | None, Form(max_length=8)] = None,
+    subpathology: Annotated[str | None, Form(max_length=64)] = None,
+    not_histology: Annotated[str | None, Form(max_length=8)] = None,
+    tags: Annotated[str | None, Form(max_length=1)] = None,
 ) -> Response:
     """approve / reject / save / skip. Edited caption fields are saved before a decision,
     so that pressing "a" after fixing a caption keeps the fix."""
@@ -98,8 +160,23 @@ def act(
         )
         if value is not None
     }
+    if tags:
+        # The form's tag fieldset was sent (an unchecked box sends nothing, so only a
+        # form that carries the fieldset may clear a tag).
+        tag_values: dict[str, object] = {
+            "magnification": int(magnification)
+            if magnification and magnification.isdigit()
+            else None,
+            "subpathology": subpathology or None,
+            "not_histology": not_histology == "on",
+        }
+        fields.update({k: v for k, v in tag_values.items() if k in review.EDITABLE_FIELDS})
+    background = mode == "background"
 
     def again(error: str, status_code: int, *, keep_draft: bool = True) -> Response:
+        if background:
+            # The page has moved on; it shows this text in a notice with a retry.
+            return Response(error, status_code=status_code, media_type="text/plain")
         session.refresh(pair)
         return _pane(
             request,
@@ -113,6 +190,8 @@ def act(
 
     if action == "skip":
         review.skip(session=session, pair_id=pair_id, reviewer=user)
+        if background:
+            return Response(status_code=204, headers=events.trigger(events.PAIR_SKIPPED))
         return _after(
             request, session, user, mode, pair_id, f"Skipped pair #{pair_id}.", events.PAIR_SKIPPED
         )
@@ -125,6 +204,8 @@ def act(
             )
             version = pair.version
         if action == "save":
+            if background:
+                return Response(status_code=204, headers=events.trigger(events.PAIR_SAVED))
             return _pane(
                 request,
                 session,
@@ -150,6 +231,8 @@ def act(
         )
     except review.ReviewError as exc:
         return again(str(exc).capitalize() + ".", 422)
+    if background:
+        return Response(status_code=204, headers=events.trigger(events.PAIR_DECIDED))
     verb = "Approved" if action == "approve" else "Rejected"
     return _after(
         request, session, user, mode, pair_id, f"{verb} pair #{pair_id}.", events.PAIR_DECIDED
@@ -166,12 +249,12 @@ def _after(
     event: str,
 ) -> Response:
     """After a decision or skip: the next pair (queue) or the same pair again (detail)."""
-    if mode == "detail":
+    if mode in ("detail", "history"):
         if not is_htmx(request):
             return RedirectResponse(f"/review/pairs/{pair_id}", status_code=303)
         pair = review.get_pair(session=session, pair_id=pair_id)
         return _pane(
-            request, session, pair, mode="detail", message=message, headers=events.trigger(event)
+            request, session, pair, mode=mode, message=message, headers=events.trigger(event)
         )
     if not is_htmx(request):
         return RedirectResponse("/review", status_code=303)

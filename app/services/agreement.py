@@ -1,0 +1,113 @@
+"""Inter-rater agreement statistics, implemented here (numpy only) so that their
+definitions are in plain sight and tested against the textbook examples:
+
+- Cohen's kappa (Cohen 1960) for two reviewers who rated the same pairs:
+  kappa = (p_o - p_e) / (1 - p_e), p_e from each reviewer's own label frequencies.
+- Fleiss' kappa (Fleiss 1971) for many reviewers, the same number n of ratings per pair.
+- Krippendorff's alpha, nominal (Krippendorff 2011, "Computing Krippendorff's
+  alpha-reliability"): any number of ratings per pair, missing ones allowed; this is the
+  overall figure when pairs got different numbers of reviews.
+- Levenshtein edit distance (and its normalised form) between two reviewers' captions.
+
+Degenerate inputs (no items, or chance agreement of 1: everyone used one label) have no
+defined kappa; the functions return None there rather than a misleading 0 or 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+
+
+def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:
+    """Cohen's kappa of two raters' labels on the same items (``a[i]``, ``b[i]``)."""
+    if len(a) != len(b):
+        raise ValueError("both raters must rate the same items")
+    if not a:
+        return None
+    labels = sorted(set(a) | set(b), key=repr)
+    index = {label: i for i, label in enumerate(labels)}
+    table = np.zeros((len(labels), len(labels)))
+    for x, y in zip(a, b, strict=True):
+        table[index[x], index[y]] += 1
+    n = table.sum()
+    p_o = np.trace(table) / n
+    p_e = float((table.sum(axis=1) / n) @ (table.sum(axis=0) / n))
+    if p_e >= 1.0:
+        return None
+    return float((p_o - p_e) / (1.0 - p_e))
+
+
+def fleiss_kappa(counts: Sequence[Sequence[float]] | np.ndarray) -> float | None:
+    """Fleiss' kappa from an items x categories table of counts (``counts[i][j]``: how
+    many raters put item i in category j). Every item must have the same number of
+    ratings, at least two."""
+    table = np.asarray(counts, dtype=float)
+    if table.ndim != 2 or table.shape[0] == 0:
+        return None
+    per_item = table.sum(axis=1)
+    n = per_item[0]
+    if n < 2 or not np.allclose(per_item, n):
+        raise ValueError("Fleiss' kappa needs the same number (>= 2) of ratings per item")
+    p_j = table.sum(axis=0) / table.sum()
+    p_i = ((table * table).sum(axis=1) - n) / (n * (n - 1))
+    p_bar = p_i.mean()
+    p_e = float((p_j * p_j).sum())
+    if p_e >= 1.0:
+        return None
+    return float((p_bar - p_e) / (1.0 - p_e))
+
+
+def krippendorff_alpha_nominal(units: Sequence[Sequence[Hashable | None]]) -> float | None:
+    """Krippendorff's alpha for nominal data. ``units[u]`` lists the values the raters
+    gave unit u (None: that rater did not rate it). Units with fewer than two values are
+    not pairable and are left out, as the definition says."""
+    values = [[v for v in unit if v is not None] for unit in units]
+    values = [v for v in values if len(v) >= 2]
+    if not values:
+        return None
+    labels = sorted({v for unit in values for v in unit}, key=repr)
+    index = {label: i for i, label in enumerate(labels)}
+    # Coincidence matrix: each ordered pair of values within a unit, weighted 1/(m_u - 1).
+    o = np.zeros((len(labels), len(labels)))
+    for unit in values:
+        m = len(unit)
+        counts = np.zeros(len(labels))
+        for v in unit:
+            counts[index[v]] += 1
+        o += (np.outer(counts, counts) - np.diag(counts)) / (m - 1)
+    n_c = o.sum(axis=1)
+    n = n_c.sum()
+    observed = n - np.trace(o)  # disagreeing coincidences (nominal metric: 1 off-diagonal)
+    expected = (n * n - (n_c * n_c).sum()) / (n - 1)
+    if expected == 0:
+        return None
+    return float(1.0 - observed / expected)
+
+
+def levenshtein(a: str, b: str) -> int:
+    """Edit distance: insertions, deletions and substitutions of single characters."""
+    if len(a) < len(b):
+        a, b = b, a
+    if not b:
+        return len(a)
+    previous = np.arange(len(b) + 1)
+    codes_b = np.frombuffer(b.encode("utf-32-le"), dtype=np.uint32)
+    for i, ch in enumerate(a, start=1):
+        substitute = previous[:-1] + (codes_b != ord(ch))
+        current = np.empty_like(previous)
+        current[0] = i
+        current[1:] = np.minimum(previous[1:] + 1, substitute)
+        # Insertions run left to right within the row: a cumulative minimum of
+        # (current[j] - j) + j does it without a Python loop.
+        offsets = np.arange(len(b) + 1)
+        current = np.minimum.accumulate(current - offsets) + offsets
+        previous = current
+    return int(previous[-1])
+
+
+def normalized_edit_distance(a: str, b: str) -> float:
+    """Levenshtein distance divided by the longer length: 0 identical, 1 nothing shared."""
+    longest = max(len(a), len(b))
+    return levenshtein(a, b) / longest if longest else 0.0

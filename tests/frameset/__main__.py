@@ -1,0 +1,3 @@
+from tests.frameset import main
+
+raise SystemExit(main())

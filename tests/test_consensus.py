@@ -1,0 +1,125 @@
+"""Agreement figures and dashboards computed from real review rows (both databases)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.models import Channel, Pair, Role, Video
+from app.services import agreement, consensus, dashboards, review
+from tests.web_seed import make_pair, make_user, make_video
+
+# Three reviewers, six pairs, k = 3: who said what (a: approve, r: reject).
+VOTES = {
+    "alice": "aaraar",
+    "bob": "aarrar",
+    "carol": "arraaa",
+}
+
+
+def test_agreement_report_matches_the_statistics(session):
+    video = make_video(session)
+    pairs = [make_pair(session, video, priority=i / 10) for i in range(6)]
+    users = {name: make_user(session, name) for name in VOTES}
+    for name, row in VOTES.items():
+        for pair, v in zip(pairs, row, strict=True):
+            version = session.scalar(select(Pair.version).where(Pair.id == pair.id))
+            review.decide(
+                session=session,
+                pair_id=pair.id,
+                reviewer=users[name],
+                decision="approve" if v == "a" else "reject",
+                reason=None if v == "a" else "duplicate",
+                expected_version=version,
+                reviews_per_pair=3,
+            )
+    # Caption edits of one pair by two reviewers.
+    review.edit(
+        session=session,
+        pair_id=pairs[0].id,
+        user=users["alice"],
+        fields={"caption": "kitten"},
+        expected_version=session.scalar(select(Pair.version).where(Pair.id == pairs[0].id)),
+    )
+    review.edit(
+        session=session,
+        pair_id=pairs[0].id,
+        user=users["bob"],
+        fields={"caption": "sitting"},
+        expected_version=session.scalar(select(Pair.version).where(Pair.id == pairs[0].id)),
+    )
+
+    report = consensus.agreement_report(session=session)
+    labels = {n: ["approve" if c == "a" else "reject" for c in row] for n, row in VOTES.items()}
+    by_pair = {(p.reviewer_a, p.reviewer_b): p for p in report.pairwise}
+    assert set(by_pair) == {("alice", "bob"), ("alice", "carol"), ("bob", "carol")}
+    for (a, b), row in by_pair.items():
+        assert row.common == 6
+        assert row.cohen_kappa == pytest.approx(agreement.cohen_kappa(labels[a], labels[b]))
+    table = [
+        [
+            sum(labels[n][i] == "approve" for n in VOTES),
+            sum(labels[n][i] == "reject" for n in VOTES),
+        ]
+        for i in range(6)
+    ]
+    assert (report.fleiss_items, report.fleiss_raters) == (6, 3)
+    assert report.fleiss_kappa == pytest.approx(agreement.fleiss_kappa(table))
+    assert report.krippendorff_alpha == pytest.approx(
+        agreement.krippendorff_alpha_nominal([[labels[n][i] for n in VOTES] for i in range(6)])
+    )
+    assert [(e.reviewer_a, e.reviewer_b, e.common, e.mean_chars) for e in report.caption_edits] == [
+        ("alice", "bob", 1, 3.0)
+    ]
+    # Unanimous pairs are settled, the others disputed.
+    statuses = [session.scalar(select(Pair.status).where(Pair.id == p.id)) for p in pairs]
+    assert statuses == ["approved", "disputed", "rejected", "disputed", "approved", "disputed"]
+
+    stats = {s.username: s for s in dashboards.reviewer_stats(session=session)}
+    assert (stats["alice"].decisions, stats["alice"].approvals, stats["alice"].rejections) == (
+        6,
+        4,
+        2,
+    )
+    assert stats["alice"].mean_kappa == pytest.approx(
+        (by_pair[("alice", "bob")].cohen_kappa + by_pair[("alice", "carol")].cohen_kappa) / 2
+    )
+    buckets = dashboards.throughput(session=session)
+    assert sum(b.decisions for b in buckets) == 18
+
+
+def test_progress_and_yield_by_channel_and_video(session):
+    channel = Channel(url="https://www.youtube.com/@liver", title="Liver path")
+    session.add(channel)
+    session.commit()
+    v1 = Video(
+        source_kind="youtube",
+        source_url="https://youtu.be/1",
+        title="One",
+        channel_id=channel.id,
+        status="done",
+    )
+    session.add(v1)
+    session.commit()
+    v2 = make_video(session, "Loose lecture")
+    for status in ("approved", "approved", "rejected", "pending"):
+        make_pair(session, v1, status=status)
+    make_pair(session, v2, status="approved")
+    make_pair(session, v2, status="disputed")
+    rows = {r.label: r for r in dashboards.progress_by_channel(session=session)}
+    liver = rows["Liver path"]
+    assert (liver.total, liver.approved, liver.pending, liver.yield_, liver.done) == (
+        4,
+        2,
+        1,
+        0.5,
+        0.75,
+    )
+    assert rows["(no channel)"].disputed == 1
+    videos = {r.label: r for r in dashboards.progress_by_video(session=session)}
+    assert videos["One"].total == 4 and videos["Loose lecture"].yield_ == 0.5
+    only = dashboards.progress_by_video(session=session, channel_id=channel.id)
+    assert [r.label for r in only] == ["One"]
+    admin = make_user(session, "ada", Role.admin)
+    assert dashboards.reviewer_stats(session=session) == []
+    assert admin.role == "admin"

@@ -1,0 +1,103 @@
+"""Precision and recall of the histology detector and of each impurity flag on the
+labelled frame set (tests/frameset: real images under crops, zooms, rotations, JPEG, stain
+jitter, narrator insets, overlays, desktops). Run with ``-s`` to see the table."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.frameset import LabelledFrame, build, sources, zoom
+from workers.stages.histology import StainRuleDetector
+from workers.vision import impurities, magnification, tissue
+
+THRESHOLD = 0.5
+
+
+@pytest.fixture(scope="module")
+def frameset() -> list[LabelledFrame]:
+    return build()
+
+
+def _pr(pred: list[bool], truth: list[bool]) -> tuple[float, float]:
+    tp = sum(p and t for p, t in zip(pred, truth, strict=True))
+    return tp / max(1, sum(pred)), tp / max(1, sum(truth))
+
+
+def test_frameset_is_deterministic_and_balanced(frameset: list[LabelledFrame]) -> None:
+    again = build()
+    assert [f.name for f in again] == [f.name for f in frameset]
+    assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(again[:10], frameset[:10], strict=True))
+    assert sum(f.histology for f in frameset) >= 60
+    assert sum(not f.histology for f in frameset) >= 20
+    for flag in ("face", "text", "desktop"):
+        assert sum(getattr(f, flag) for f in frameset) >= 8, flag
+
+
+def test_detector_and_impurity_precision_recall(frameset: list[LabelledFrame]) -> None:
+    detector = StainRuleDetector()
+    rows = []
+    pred_h = [detector.score(f.rgb) >= THRESHOLD for f in frameset]
+    found = [impurities.detect(np.ascontiguousarray(f.rgb[..., ::-1])) for f in frameset]
+    preds = {
+        "histology": pred_h,
+        "face": [bool(i.faces) for i in found],
+        "text": [bool(i.text) for i in found],
+        "desktop": [i.desktop for i in found],
+        "clean": [
+            h and not (i.faces or i.text or i.desktop) for h, i in zip(pred_h, found, strict=True)
+        ],
+    }
+    results = {}
+    for name, pred in preds.items():
+        truth = [getattr(f, name) for f in frameset]
+        p, r = _pr(pred, truth)
+        results[name] = (p, r)
+        rows.append(f"{name:10s} n+={sum(truth):3d}  precision {p:.3f}  recall {r:.3f}")
+    print("\n" + "\n".join(rows))  # noqa: T201 - the report the issue asks for
+    p, r = results["histology"]
+    assert p >= 0.95 and r >= 0.95
+    # Measured 1.0 / 1.0 for faces and desktop, text 0.94 / 0.97 (hubble's stars, a thin
+    # title over IHC): floors with a margin.
+    for name in ("face", "text", "desktop", "clean"):
+        assert min(results[name]) >= 0.85, (name, results[name])
+
+
+def test_clean_crop_cuts_around_a_narrator_or_gives_up() -> None:
+    box = (0, 0, 1000, 600)
+    assert tissue.clean_crop(box, [(800, 400, 200, 200)]) == (0, 0, 800, 600)
+    assert tissue.clean_crop(box, [(300, 0, 400, 600)]) is None  # covers the middle
+    assert tissue.clean_crop(box, []) == box
+
+
+def test_narrator_inset_frame_is_cropped_clean(frameset: list[LabelledFrame]) -> None:
+    frame = next(f for f in frameset if f.name == "he+narrator")
+    bgr = np.ascontiguousarray(frame.rgb[..., ::-1])
+    found = impurities.detect(bgr)
+    assert found.faces
+    box, _ = tissue.tissue_box(frame.rgb)
+    crop = tissue.clean_crop(box, found.boxes)
+    assert crop is not None
+    x, y, w, h = crop
+    for fx, fy, fw, fh in found.faces:
+        assert fx >= x + w or fx + fw <= x or fy >= y + h or fy + fh <= y
+
+
+def test_magnification_bins_follow_zoom() -> None:
+    ihc = sources()["ihc"]
+    low = magnification.estimate(ihc)
+    high = magnification.estimate(zoom(ihc, 3.0, 0.5, 0.5))
+    assert low.bin == 0 and low.confidence > 0.5
+    assert high.bin is not None and high.bin >= 1
+    assert high.nuclear_diameter > 2 * low.nuclear_diameter
+    blank = np.full((300, 300, 3), 250, np.uint8)
+    assert magnification.estimate(blank).bin is None
+
+
+def test_quality_measures_blur() -> None:
+    he = sources()["he"]
+    sharp = tissue.quality(he)
+    blurred = tissue.quality(cv2.GaussianBlur(he, (0, 0), 4))
+    assert sharp.blur > 5 * blurred.blur
+    assert blurred.reasons(min_blur=20, min_resolution=160, min_tissue=0.15) == ["blurred"]

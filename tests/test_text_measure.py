@@ -1,0 +1,107 @@
+"""Issue 4, item 6: key-term recall of the corrected text, and words changed on control text.
+
+Two narrated lectures with known key terms: the demo (``demo/lecture.json``) and a second
+one with different terms (``tests/fixtures/lecture2.json``, synthesized here with
+espeak-ng), both transcribed by the real tiny.en with the stage's default options. The
+control set is 99 ordinary English sentences (``tests/fixtures/control_sentences.txt``),
+cleaned alone and interleaved with medical narration (so that the medical-context rules
+are active around them); the correct medical narration itself is cleaned too.
+
+Measured (CPU, tiny.en int8, beam 5, domain prompt): demo raw 0.667 -> corrected 0.833
+(0.778 before word probabilities were used); second lecture raw 0.615 -> corrected 0.885;
+control 0.2% of words changed (2 of 1019); correct medical narration 0 words changed. The
+issue's target of 0.9 recall is not reached on either lecture; the floors below guard what
+is reached.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests import media
+from tests.test_text import KB_PATH, transcript_of
+from workers.stages.text import TextOptions, process
+from workers.text.measure import changed_word_rate, key_term_recall, load_control_sentences
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+DEMO = Path(__file__).resolve().parent.parent / "demo"
+
+
+@pytest.fixture(scope="module")
+def options(tmp_path_factory: pytest.TempPathFactory) -> TextOptions:
+    return TextOptions(kb_path=str(KB_PATH), kb_cache_dir=str(tmp_path_factory.mktemp("kb")))
+
+
+def _lecture(name: str) -> dict:
+    path = DEMO / "lecture.json" if name == "demo" else FIXTURES / "lecture2.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _recalls(video: Path, spec: dict, options: TextOptions) -> tuple[float, float, list[str]]:
+    from workers.stages.asr import AsrOptions, transcribe
+
+    terms = [t for s in spec["segments"] for t in s["key_terms"]]
+    result = process(transcribe(video, AsrOptions()), options)
+    raw, _ = key_term_recall(" ".join(s.noisy_text for s in result.sentences), terms)
+    corrected, missed = key_term_recall(" ".join(s.corrected_text for s in result.sentences), terms)
+    return raw, corrected, missed
+
+
+@pytest.mark.slow
+def test_demo_key_term_recall(options: TextOptions) -> None:
+    raw, corrected, missed = _recalls(DEMO / "lecture.mp4", _lecture("demo"), options)
+    print(f"demo key-term recall: raw {raw:.3f} corrected {corrected:.3f} missed {missed}")
+    assert corrected >= 0.8, missed
+    assert corrected >= raw + 0.1
+
+
+@pytest.mark.slow
+def test_second_lecture_key_term_recall(tmp_path: Path, options: TextOptions) -> None:
+    spec = _lecture("lecture2")
+    text = " ".join(s["narration"] for s in spec["segments"])
+    video = media.narrated_video(tmp_path, text, name="lecture2.mp4")
+    raw, corrected, missed = _recalls(video, spec, options)
+    print(f"lecture2 key-term recall: raw {raw:.3f} corrected {corrected:.3f} missed {missed}")
+    assert corrected >= 0.85, missed
+    assert corrected >= raw + 0.2
+
+
+def test_key_term_recall_measure() -> None:
+    assert key_term_recall(
+        "the optic disk and colonic crypt", ["optic disc", "colonic crypts"]
+    ) == (
+        1.0,
+        [],
+    )
+    assert key_term_recall("nuclei here", ["nuclei", "nuclei", "nucleoli"])[0] == pytest.approx(
+        1 / 3
+    )
+
+
+def test_control_sentences_are_left_alone(options: TextOptions) -> None:
+    control = load_control_sentences(FIXTURES / "control_sentences.txt")
+    assert len(control) >= 90
+    alone = process(transcript_of(control), options)
+    rate, changed, total = changed_word_rate(control, [s.corrected_text for s in alone.sentences])
+    assert rate <= 0.01, (changed, total)
+
+    # Interleaved with medical narration: the medical-context rules are active around them.
+    medical = [s["narration"] for s in _lecture("lecture2")["segments"]] + [
+        s["narration"] for s in _lecture("demo")["segments"]
+    ]
+    mixed: list[str] = []
+    for i, sentence in enumerate(control):
+        mixed += [medical[i % len(medical)], sentence]
+    transcript = transcript_of(mixed)
+    result = process(transcript, options)
+    outputs = [
+        " ".join(s.corrected_text for s in result.sentences if seg.start <= s.start_s <= seg.end)
+        for seg in transcript.segments
+    ]
+    rate, changed, total = changed_word_rate(mixed[1::2], outputs[1::2])
+    assert rate <= 0.01, (changed, total)
+    # Correct medical narration is not changed at all.
+    assert changed_word_rate(mixed[0::2], outputs[0::2])[1] == 0
