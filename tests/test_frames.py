@@ -300,3 +300,24 @@ def test_demo_lecture_frames_match_ground_truth(tmp_path: Path) -> None:
         in_chunk = [f for f in result.frames if start <= f.t_s < end]
         assert 1 <= len(in_chunk) <= options.max_images_per_chunk
     assert frames_stage.__doc__  # the why lives in the module docstring
+
+
+def test_fast_ssim_and_median_match_the_reference() -> None:
+    """The stage's box-filter SSIM equals skimage's default SSIM, and its sorting-network
+    median equals ``np.median`` (odd counts exactly; even counts within the rounding)."""
+    from skimage.metrics import structural_similarity  # noqa: PLC0415
+
+    from workers.stages.frames import _median, _ssim  # noqa: PLC0415
+
+    rng = np.random.default_rng(3)
+    for shape in ((108, 192), (12, 40)):
+        a = rng.integers(0, 256, shape, dtype=np.uint8)
+        b = np.clip(a.astype(int) + rng.integers(-25, 25, shape), 0, 255).astype(np.uint8)
+        assert _ssim(a, b) == pytest.approx(structural_similarity(a, b, data_range=255), abs=1e-9)
+        assert _ssim(a, a) == pytest.approx(1.0)
+    for n in (2, 3, 4, 5):
+        frames = [rng.integers(0, 256, (36, 64, 3), dtype=np.uint8) for _ in range(n)]
+        ref = np.median(np.stack(frames).astype(float), axis=0)
+        got = _median(frames)
+        assert got.dtype == np.uint8
+        assert np.abs(got - ref).max() <= (0 if n % 2 else 0.5)

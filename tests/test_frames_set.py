@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.frameset import LabelledFrame, build, sources, zoom
+from tests.frameset import LabelledFrame, build, letterbox, sources, zoom
 from workers.stages.histology import StainRuleDetector
 from workers.vision import impurities, magnification, tissue
 
@@ -101,3 +101,26 @@ def test_quality_measures_blur() -> None:
     blurred = tissue.quality(cv2.GaussianBlur(he, (0, 0), 4))
     assert sharp.blur > 5 * blurred.blur
     assert blurred.reasons(min_blur=20, min_resolution=160, min_tissue=0.15) == ["blurred"]
+
+
+@pytest.mark.parametrize("name", ["he", "ihc"])
+@pytest.mark.parametrize("centre", [(0.5, 0.5), (0.3, 0.4), (0.7, 0.6)])
+def test_magnification_is_monotonic_under_zoom(name: str, centre: tuple[float, float]) -> None:
+    """Issue 3, item 6: zooming in (a smaller field of view at the same pixel size) never
+    lowers the bin or the nuclear size, and 2x reads at least 1.6x the original size."""
+    image = sources()[name]
+    found = [
+        magnification.estimate(image if f == 1 else zoom(image, f, *centre)) for f in (1, 2, 3)
+    ]
+    bins = [m.bin for m in found]
+    sizes = [m.nuclear_diameter for m in found]
+    assert None not in bins, found
+    assert bins == sorted(bins), found
+    assert sizes == sorted(sizes) and sizes[1] > 1.6 * sizes[0], found
+    assert all(0.0 <= m.confidence <= 1.0 for m in found)
+    assert found[0].bin == {"ihc": 0, "he": 1}[name] and found[0].confidence > 0.5
+    # Analysis resolution cancels out: the same field of view at half the pixels reads alike.
+    half = cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    assert magnification.estimate(half).bin == found[0].bin
+    # Letterbox bars are background, not nuclei: a 720p frame of the image reads alike.
+    assert magnification.estimate(letterbox(image)).bin == found[0].bin

@@ -7,10 +7,13 @@ boxes in source pixels so the frames stage can crop around them (``tissue.clean_
 all run on the kept frames only (a few per chunk), not on every sample.
 
 - ``faces``: OpenCV's bundled Haar cascade ``frontalface_alt2`` at 640 px long side,
-  ``minNeighbors`` 6, faces over 5% of the short side (a webcam inset's face is 10-30%).
-  On the frame set, ``frontalface_default`` fired on IHC and H&E texture (2-12 false
-  faces) and the profile cascade found no inset; alt2 at 640 px found every narrator with
-  no false face. One face identity only: expect lower recall on real narrators.
+  ``minNeighbors`` 6, faces over 5% of the short side (a webcam inset's face is 10-30%),
+  pyramid step 1.2. On the frame set, ``frontalface_default`` fired on IHC and H&E texture
+  (2-12 false faces) and the profile cascade found no inset; alt2 at 640 px found every
+  narrator with no false face, at step 1.1 and at 1.2 alike (10/10, no false face); 1.2
+  halves the pyramid and the time (~300 -> ~160 ms a frame on a loaded 2-core machine:
+  the cascade was the largest cost of the stage after decoding, issue 3 item 9). One face
+  identity only: expect lower recall on real narrators.
 - ``text_lines``: high-contrast edges (morphological gradient > ``_TEXT_EDGE`` gray levels
   at 640 px) that survive a 3x3 opening: a letter's strokes at that size are solid blobs
   of gradient, while tissue and photo edges are thin lines that vanish (measured on the
@@ -72,16 +75,14 @@ def _cascade(name: str) -> cv2.CascadeClassifier:
     return cv2.CascadeClassifier(cv2.data.haarcascades + name)
 
 
-def faces(bgr: np.ndarray) -> list[Box]:
-    small = downscale(bgr, 640)
-    scale = small.shape[1] / bgr.shape[1]
-    gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+def faces(bgr: np.ndarray, gray640: tuple[np.ndarray, float] | None = None) -> list[Box]:
+    gray, scale = gray640 or _gray640(bgr)
     min_side = max(16, round(0.05 * min(gray.shape)))
     cascade = _cascade("haarcascade_frontalface_alt2.xml")
     if cascade.empty():
         return []
     boxes = cascade.detectMultiScale(
-        gray, scaleFactor=1.1, minNeighbors=6, minSize=(min_side, min_side)
+        gray, scaleFactor=1.2, minNeighbors=6, minSize=(min_side, min_side)
     )
     return [
         _scale_box(tuple(int(v) for v in b), scale, bgr.shape[1], bgr.shape[0])
@@ -100,8 +101,8 @@ def _gray640(bgr: np.ndarray) -> tuple[np.ndarray, float]:
     return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), small.shape[1] / bgr.shape[1]
 
 
-def text_lines(bgr: np.ndarray) -> list[Box]:
-    gray, scale = _gray640(bgr)
+def text_lines(bgr: np.ndarray, gray640: tuple[np.ndarray, float] | None = None) -> list[Box]:
+    gray, scale = gray640 or _gray640(bgr)
     h, w = gray.shape
     grad = cv2.morphologyEx(gray, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
     edges = (grad > _TEXT_EDGE).astype(np.uint8)
@@ -135,8 +136,10 @@ def _long_lines(edges: np.ndarray, length: int, axis: int) -> int:
     return int(1 + (np.diff(idx) > gap).sum())
 
 
-def desktop_lines(bgr: np.ndarray) -> tuple[int, int]:
-    gray, _ = _gray640(bgr)
+def desktop_lines(
+    bgr: np.ndarray, gray640: tuple[np.ndarray, float] | None = None
+) -> tuple[int, int]:
+    gray, _ = gray640 or _gray640(bgr)
     g = gray.astype(np.int16)
     h, w = g.shape
     dy = np.zeros_like(g)
@@ -150,10 +153,11 @@ def desktop_lines(bgr: np.ndarray) -> tuple[int, int]:
 
 
 def detect(bgr: np.ndarray) -> Impurities:
-    n_h, n_v = desktop_lines(bgr)
+    gray = _gray640(bgr)  # one downscale and conversion for the three detectors
+    n_h, n_v = desktop_lines(bgr, gray)
     return Impurities(
-        faces=faces(bgr),
-        text=text_lines(bgr),
+        faces=faces(bgr, gray),
+        text=text_lines(bgr, gray),
         desktop=n_h >= 4 or (n_h >= 3 and n_v >= 2),
         desktop_lines=(n_h, n_v),
     )
