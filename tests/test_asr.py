@@ -204,3 +204,106 @@ def test_batching_is_on_for_cuda_only() -> None:
 
     options = AsrOptions.from_settings(Settings(asr_batch_size=16, asr_hotwords="desmoplasia"))
     assert (options.batch_size, options.hotwords) == (16, "desmoplasia")
+
+
+# --- the English check: main-pass evidence first, the probe on doubt ---------------------
+
+
+def _decoded(text: str, end: float, logprob: float = -0.3):
+    return SimpleNamespace(text=text, end=end, avg_logprob=logprob)
+
+
+def _evidence(*segments, reason: str | None = None):
+    from workers.stages.asr import _MainPassEvidence
+
+    speech = [{"start": 0, "end": 60 * 16000}]
+    evidence = _MainPassEvidence(default_prompt(), speech, AsrOptions())
+    for segment in segments:
+        evidence.add(segment, reason)
+    return evidence
+
+
+def test_plain_english_settles_the_check_without_the_probe() -> None:
+    evidence = _evidence(_decoded(LECTURE, end=19.0))
+    assert evidence.verdict() == "english"
+
+
+def test_too_few_words_wait_for_more_segments() -> None:
+    assert _evidence(_decoded(" This section is stained.", end=2.0)).verdict() == "pending"
+
+
+def test_prompt_terms_are_not_evidence_of_english() -> None:
+    # What tiny.en makes of foreign speech under the domain prompt: the prompt's own terms.
+    parrot = " " + default_prompt().split(": ", 1)[1]
+    evidence = _evidence(_decoded(parrot, end=20.0))
+    assert evidence.own_words < 20
+    assert evidence.verdict() != "english"
+
+
+@pytest.mark.parametrize(
+    ("segment", "reason"),
+    [
+        # made-up medical-sounding words: neither English nor KB words
+        (_decoded(" Hematosinophilolus kalotic mandoblet tuxed anacarcinoma " * 4, 12.0), None),
+        # a confident-looking rate, but tiny.en is unsure of every token (Spanish: -4.3)
+        (_decoded(LECTURE, end=19.0, logprob=-1.6), None),
+        # two words in ten seconds of speech (German comes out as "My name is")
+        (_decoded(" My name is.", end=10.0), None),
+        # a loop the guards dropped
+        (_decoded(" cytoplasm, cytoplasm, cytoplasm, cytoplasm", end=5.0), "repetition"),
+    ],
+)
+def test_foreign_signals_call_the_probe(segment, reason: str | None) -> None:
+    assert _evidence(segment, reason=reason).verdict() == "doubt"
+
+
+def test_no_verdict_after_thirty_seconds_of_speech_calls_the_probe() -> None:
+    evidence = _evidence(_decoded(" Hematoxylin and eosin.", end=31.0))
+    assert evidence.verdict() == "doubt"
+
+
+@pytest.mark.slow
+def test_english_lecture_is_settled_by_the_main_pass(lecture) -> None:
+    _, transcript, _ = lecture
+    assert transcript.stats["language_check"] == "main_pass"
+    assert "probe_speech_s" not in transcript.stats
+
+
+@pytest.mark.slow
+def test_foreign_narration_stops_the_main_pass_early(media_dir: Path) -> None:
+    from tests.media import SPANISH_NARRATION
+
+    path = media.narrated_video(
+        media_dir, " ".join([SPANISH_NARRATION] * 4), voice="es", name="spanish_long.mp4"
+    )
+    seen: list[float] = []
+    with pytest.raises(StageError) as err:
+        transcribe(path, AsrOptions(), progress=seen.append)
+    assert err.value.status == "skipped"
+    assert "not English" in err.value.reason
+    # Doubt on the first segment called the probe, which rejected the file there: the rest
+    # of the main pass was never decoded (progress is reported once per decoded segment;
+    # tiny.en's first segment on Spanish spans most of the file, so its time says little).
+    assert len(seen) == 1
+
+
+@pytest.mark.slow
+def test_reused_speech_map_gives_faster_whispers_own_vad_output(lecture) -> None:
+    # The stage decodes the speech chunks of its own VAD pass instead of letting
+    # faster-whisper run VAD again; the words and their times must be the same.
+    path, transcript, _ = lecture
+    options = AsrOptions()
+    segments, _ = load_model(options).transcribe(
+        str(path),
+        language="en",
+        beam_size=options.beam_size,
+        initial_prompt=options.resolved_prompt(),
+        word_timestamps=True,
+        vad_filter=True,
+        condition_on_previous_text=False,
+    )
+    bare = [w for s in segments for w in s.words or []]
+    assert [w.word for w in bare] == [w.word for w in transcript.words]
+    for theirs, ours in zip(bare, transcript.words, strict=True):
+        assert ours.start == pytest.approx(theirs.start, abs=0.002)
+        assert ours.end == pytest.approx(theirs.end, abs=0.002)

@@ -37,14 +37,9 @@ from app.models import (
     utcnow,
 )
 from app.services import agreement, audit
-from app.services.review import (
-    ConflictError,
-    ReviewError,
-    _lease,
-    _lock_pair,
-    get_pair,
-    validate_decision,
-)
+from app.services.review import ConflictError, ReviewError, get_pair, validate_decision
+from app.services.review.queue import renew_lease
+from app.services.review.rows import lock_pair, verdict_values, write_verdict
 from app.settings import get_settings
 
 _logger = logging.getLogger(__name__)
@@ -159,7 +154,7 @@ def claim_adjudication(
         .execution_options(populate_existing=True)
     ).first()
     if held is not None:
-        _lease(session, held.id, admin.id, now, expires)
+        renew_lease(session, held.id, admin.id, now, expires)
         session.commit()
         return AdjudicationItem(held, _votes(session, [held.id]).get(held.id, []))
 
@@ -195,7 +190,7 @@ def claim_adjudication(
         if postgres and session.scalar(select(leased_by_other(pair.id))):
             seen.append(pair.id)
             continue
-        _lease(session, pair.id, admin.id, now, expires)
+        renew_lease(session, pair.id, admin.id, now, expires)
         session.commit()
         return AdjudicationItem(pair, _votes(session, [pair.id]).get(pair.id, []))
 
@@ -216,7 +211,7 @@ def adjudicate(
     _require_admin(admin)
     reason_value, comment = validate_decision(decision=decision, reason=reason, comment=comment)
     now = utcnow()
-    row = _lock_pair(session, pair_id)
+    row = lock_pair(session, pair_id)
     if row.version != expected_version:
         session.rollback()
         raise ConflictError(
@@ -226,33 +221,26 @@ def adjudicate(
         )
     status_after = PairStatus.approved if decision == "approve" else PairStatus.rejected
     reason_str = reason_value.value if reason_value else None
-    session.execute(
-        update(Pair)
-        .where(Pair.id == pair_id)
-        .values(
+    write_verdict(
+        session,
+        pair_id=pair_id,
+        pair_values=verdict_values(
             status=status_after,
-            reject_reason=reason_str,
-            reject_comment=comment if reason_value else None,
-            reviewed_by_id=admin.id,
-            reviewed_at=now,
-            version=Pair.version + 1,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    session.add(
-        Review(
-            pair_id=pair_id,
-            reviewer_id=admin.id,
-            kind=ReviewKind.adjudication,
-            decision=decision,
             reason=reason_str,
-            comment=comment,
-            pair_version=expected_version,
-            status_before=row.status,
-            status_after=status_after,
-            created_at=now,
-        )
+            comment=comment if reason_value else None,
+            by_id=admin.id,
+            at=now,
+            now=now,
+        ),
+        reviewer_id=admin.id,
+        kind=ReviewKind.adjudication,
+        decision=decision,
+        reason=reason_str,
+        comment=comment,
+        pair_version=expected_version,
+        status_before=row.status,
+        status_after=status_after,
+        created_at=now,
     )
     session.execute(
         update(Assignment)
@@ -299,7 +287,7 @@ def mark_gold(
         decision=decision, reason=reason, comment="gold" if reason == RejectReason.other else None
     )
     reason_str = reason_value.value if reason_value else None
-    row = _lock_pair(session, pair_id)
+    row = lock_pair(session, pair_id)
     gold = session.get(GoldAnswer, pair_id)
     if gold is None:
         gold = GoldAnswer(
@@ -311,31 +299,23 @@ def mark_gold(
         gold.created_at = utcnow()
     status_after = PairStatus.approved if decision == "approve" else PairStatus.rejected
     if row.status != status_after:
-        session.execute(
-            update(Pair)
-            .where(Pair.id == pair_id)
-            .values(
-                status=status_after,
-                reject_reason=reason_str,
-                reviewed_by_id=admin.id,
-                reviewed_at=utcnow(),
-                version=Pair.version + 1,
-                updated_at=utcnow(),
-            )
-            .execution_options(synchronize_session=False)
+        now = utcnow()
+        values = verdict_values(
+            status=status_after, reason=reason_str, comment=None, by_id=admin.id, at=now, now=now
         )
-        session.add(
-            Review(
-                pair_id=pair_id,
-                reviewer_id=admin.id,
-                kind=ReviewKind.adjudication,
-                decision=decision,
-                reason=reason_str,
-                comment="gold answer",
-                pair_version=row.version,
-                status_before=row.status,
-                status_after=status_after,
-            )
+        del values["reject_comment"]  # a gold answer has no comment: the pair keeps its own
+        write_verdict(
+            session,
+            pair_id=pair_id,
+            pair_values=values,
+            reviewer_id=admin.id,
+            kind=ReviewKind.adjudication,
+            decision=decision,
+            reason=reason_str,
+            comment="gold answer",
+            pair_version=row.version,
+            status_before=row.status,
+            status_after=status_after,
         )
     audit.record(
         session=session,
@@ -509,7 +489,7 @@ def set_reviews_needed(*, session: Session, pair_id: int, k: int | None) -> Pair
     """Override k for one pair (None: back to settings.reviews_per_pair)."""
     if k is not None and not 1 <= k <= 10:
         raise ReviewError("k must be between 1 and 10")
-    _lock_pair(session, pair_id)
+    lock_pair(session, pair_id)
     session.execute(
         update(Pair)
         .where(Pair.id == pair_id)

@@ -15,13 +15,19 @@ medical words and its hallucinations. This stage runs faster-whisper (CTranslate
 - checks that the narration is English. A multilingual model says so itself
   (``detect_language``). An English-only model (the bundled tiny.en) cannot: it turns
   German into a few English-sounding words ("My name is") and Spanish into nothing, and
-  with a domain prompt it parrots the prompt's terms. So it is given a probe: up to
-  ``probe_s`` of speech sampled across the file, decoded greedily *without* a prompt;
-  English narration yields ~2-3 words per second of speech, foreign narration well under
-  ``min_words_per_speech_s`` or few English words (``workers.knowledge.lexicon``);
-- transcribes with beam search, word timestamps, VAD and an ``initial_prompt`` listing the
-  domain vocabulary (the head of the KB): on espeak-ng medical narration this cut tiny.en's
-  WER from 20% to 7% (ENV-NOTES). ``condition_on_previous_text`` is off: it is the main
+  with a domain prompt it parrots the prompt's terms. So the main pass's own segments are
+  read as they stream: plain English (enough English words outside the prompt, a speaking
+  rate, confident tokens, no loops) settles it at no cost. On any doubt a probe decides,
+  mid-pass: up to ``probe_s`` of speech sampled across the file, decoded greedily
+  *without* a prompt; English narration yields ~2-3 words per second of speech, foreign
+  narration well under ``min_words_per_speech_s`` or few English words
+  (``workers.knowledge.lexicon``). A probe on every file cost ~40% over bare
+  faster-whisper (bench_asr; issue 4 asks <= 10%). Foreign narration stops the main pass
+  after its first segments;
+- transcribes with beam search, word timestamps, VAD (the speech chunks found above: VAD
+  is not run twice) and an ``initial_prompt`` listing the domain vocabulary (the head of
+  the KB): on espeak-ng medical narration this cut tiny.en's WER from 20% to 7%
+  (ENV-NOTES). ``condition_on_previous_text`` is off: it is the main
   cause of repetition loops on long audio;
 - drops hallucinated segments: Whisper's own rule (no_speech_prob > 0.6 and
   avg_logprob < -1), compression ratio > 2.4 (loops compress well), a phrase repeated 4+
@@ -85,6 +91,15 @@ class AsrOptions:
     min_words_per_speech_s: float = 0.8  # English lectures: 2-3 words per second of speech
     max_words_per_speech_s: float = 6.0  # faster than anyone speaks: a hallucinated loop
     min_english_fraction: float = 0.6
+    # The main pass's own text settles the check when it is plainly English (see
+    # _MainPassEvidence); the probe runs only on doubt. These thresholds are for that.
+    evidence_min_words: int = 20  # words outside the prompt's vocabulary
+    # English or KB words among those (demo lecture 0.94, test lecture 0.95; Spanish 0.75)
+    evidence_english_fraction: float = 0.85
+    evidence_words_per_speech_s: tuple[float, float] = (1.5, 4.5)
+    # English narration -0.2 to -0.35; German -0.97, Spanish -4.3 under the prompt
+    evidence_min_avg_logprob: float = -0.7
+    evidence_speech_s: float = 30.0  # of speech decoded without a verdict: probe then
     min_language_probability: float = 0.5  # multilingual models
     kb_path: str | None = None  # for the default prompt; None: the bundled KB
     extra: dict[str, Any] = field(default_factory=dict)  # passed on to transcribe()
@@ -268,6 +283,93 @@ def check_english(whisper, audio, speech: list[dict], options: AsrOptions) -> di
     return evidence
 
 
+_LOOP_REASONS = frozenset({"compression_ratio", "repetition", "repeats_previous"})
+
+
+class _MainPassEvidence:
+    """Running evidence, from the main (prompted) pass itself, that the narration is English.
+
+    The probe costs a second decode (~40% of the stage on the demo lecture, bench_asr), so
+    it runs only when this evidence is not plain. English narration settles it within a few
+    segments: many ordinary English words that are *not* in the prompt (a foreign voice
+    under the prompt comes out as the prompt's own terms, or as made-up medical-sounding
+    words that are neither English nor KB words), at a speaking rate, decoded with
+    confidence (tiny.en's avg_logprob on foreign speech is far lower) and without loops.
+    Anything else is doubt, and doubt goes to the probe, which alone may skip a video: this
+    shortcut can accept English sooner, but it rejects nothing by itself.
+    """
+
+    def __init__(self, prompt: str | None, speech: list[dict], options: AsrOptions) -> None:
+        self.options = options
+        self.prompt_words = frozenset(re.findall(r"[a-z]+", (prompt or "").lower()))
+        self.speech = speech
+        self.words = 0  # all words of kept segments
+        self.own_words = 0  # words outside the prompt's vocabulary
+        self.own_english = 0
+        self.logprob_sum = 0.0
+        self.logprob_weight = 0.0
+        self.loops = 0
+        self.speech_end_s = 0.0
+
+    def add(self, segment, reason: str | None) -> None:
+        self.speech_end_s = max(self.speech_end_s, segment.end)
+        if reason in _LOOP_REASONS:
+            self.loops += 1
+        if reason is not None:
+            return
+        from workers.knowledge.lexicon import is_english_word  # noqa: PLC0415
+
+        kb_words = _kb_words()
+        tokens = re.findall(r"[A-Za-z']+", segment.text)
+        self.words += len(tokens)
+        own = [t for t in tokens if t.lower().strip("'") not in self.prompt_words]
+        self.own_words += len(own)
+        self.own_english += sum(1 for t in own if t.lower() in kb_words or is_english_word(t))
+        self.logprob_sum += segment.avg_logprob * len(tokens)
+        self.logprob_weight += len(tokens)
+
+    def speech_s(self) -> float:
+        """Seconds of VAD speech up to the last decoded segment."""
+        end = int(self.speech_end_s * SAMPLE_RATE)
+        covered = sum(max(0, min(c["end"], end) - c["start"]) for c in self.speech)
+        return covered / SAMPLE_RATE
+
+    def summary(self) -> dict[str, Any]:
+        speech_s = self.speech_s()
+        return {
+            "evidence_speech_s": round(speech_s, 2),
+            "evidence_words_per_s": round(self.words / max(speech_s, 1e-6), 2),
+            "evidence_own_words": self.own_words,
+            "evidence_english_fraction": round(self.own_english / max(self.own_words, 1), 3),
+            "evidence_avg_logprob": round(self.logprob_sum / max(self.logprob_weight, 1), 3),
+            "evidence_loops": self.loops,
+        }
+
+    def verdict(self) -> Literal["english", "doubt", "pending"]:
+        """english: settled; doubt: ask the probe now (foreign narration is then skipped
+        without decoding the rest of the file); pending: wait for more segments."""
+        o = self.options
+        fraction = self.own_english / max(self.own_words, 1)
+        speech_s = self.speech_s()
+        rate = self.words / max(speech_s, 1e-6)
+        low, high = o.evidence_words_per_speech_s
+        confident = self.logprob_sum / max(self.logprob_weight, 1) >= o.evidence_min_avg_logprob
+        if (
+            self.loops
+            or (self.logprob_weight and not confident)
+            or (
+                self.own_words >= o.evidence_min_words // 2
+                and fraction < o.evidence_english_fraction
+            )
+            or (speech_s >= 5.0 and rate < low)
+        ):
+            return "doubt"
+        if self.own_words >= o.evidence_min_words and rate <= high:
+            return "english"
+        # 30 s of English narration give 60+ words: not plain by then, ask the probe.
+        return "doubt" if speech_s >= o.evidence_speech_s else "pending"
+
+
 def _english_fraction_with_terms(tokens: list[str]) -> float:
     from workers.knowledge.lexicon import english_fraction  # noqa: PLC0415
 
@@ -319,6 +421,44 @@ def drop_reason(segment, previous_text: str, options: AsrOptions) -> str | None:
 # --- the stage --------------------------------------------------------------------------
 
 
+def _transcribe_speech(whisper, audio, speech: list[dict], common: dict[str, Any]):
+    """``whisper.transcribe(audio, vad_filter=True)`` on the speech map already computed.
+
+    faster-whisper would run Silero VAD again (~5% of the stage on the demo lecture); this
+    does what it does with the result: decode the concatenated speech chunks and map the
+    timestamps back to the file (``restore_speech_timestamps``), so the output is the same.
+    """
+    import numpy as np  # noqa: PLC0415
+    from faster_whisper.transcribe import restore_speech_timestamps  # noqa: PLC0415
+
+    clipped = np.concatenate([audio[c["start"] : c["end"]] for c in speech])
+    segments, info = whisper.transcribe(clipped, vad_filter=False, **common)
+    return restore_speech_timestamps(segments, speech, SAMPLE_RATE), info
+
+
+def _settle_english(
+    evidence: _MainPassEvidence,
+    segment,
+    reason: str | None,
+    whisper,
+    audio,
+    stats: dict[str, Any],
+) -> _MainPassEvidence | None:
+    """Feed one main-pass segment to the English check; None once the check is settled."""
+    evidence.add(segment, reason)
+    verdict = evidence.verdict()
+    if verdict == "pending":
+        return evidence
+    stats.update(evidence.summary())
+    if verdict == "english":
+        stats["language_check"] = "main_pass"
+    else:
+        # Raises StageError(skipped) on foreign narration; the rest is never decoded.
+        stats.update(check_english(whisper, audio, evidence.speech, evidence.options))
+        stats["language_check"] = "probe"
+    return None
+
+
 def transcribe(
     path: str | Path,
     options: AsrOptions | None = None,
@@ -335,7 +475,12 @@ def transcribe(
     started = time.perf_counter()
     audio = load_audio(path)
     duration = len(audio) / SAMPLE_RATE
-    speech = get_speech_timestamps(audio, VadOptions()) if len(audio) else []
+    extra = dict(options.extra)
+    vad_parameters = extra.pop("vad_parameters", None)
+    if isinstance(vad_parameters, dict):
+        vad_parameters = VadOptions(**vad_parameters)
+    vad_options = vad_parameters or VadOptions()
+    speech = get_speech_timestamps(audio, vad_options) if len(audio) else []
     speech_s = sum(c["end"] - c["start"] for c in speech) / SAMPLE_RATE
     if speech_s < options.min_speech_s:
         raise StageError("no speech found", status="skipped")
@@ -347,29 +492,45 @@ def transcribe(
         "duration_s": round(duration, 3),
         "speech_s": round(speech_s, 3),
     }
-    if options.check_english:
+    multilingual = whisper.model.is_multilingual
+    if options.check_english and multilingual:
         stats.update(check_english(whisper, audio, speech, options))
 
+    prompt = options.resolved_prompt()
     common = dict(
         language=options.language,
         beam_size=options.beam_size,
-        initial_prompt=options.resolved_prompt(),
+        initial_prompt=prompt,
         hotwords=options.hotwords,
         word_timestamps=options.word_timestamps,
         condition_on_previous_text=options.condition_on_previous_text,
         no_speech_threshold=options.no_speech_threshold,
         log_prob_threshold=options.log_prob_threshold,
         compression_ratio_threshold=options.compression_ratio_threshold,
-        **options.extra,
+        **extra,
     )
     if use_batched(options):
         device, compute_type = resolve_device(options.device, options.compute_type)
         pipeline = _batched(options.resolved_model(), device, compute_type)
-        # The batched pipeline always cuts the audio at VAD pauses (vad_filter=True).
+        # The batched pipeline always cuts the audio at VAD pauses (its own VAD settings:
+        # chunks of at most 30 s).
+        if vad_parameters is not None:
+            common["vad_parameters"] = vad_parameters
         segments_iter, info = pipeline.transcribe(audio, batch_size=options.batch_size, **common)
         stats["batch_size"] = options.batch_size
+    elif options.vad_filter:
+        segments_iter, info = _transcribe_speech(whisper, audio, speech, common)
     else:
-        segments_iter, info = whisper.transcribe(audio, vad_filter=options.vad_filter, **common)
+        segments_iter, info = whisper.transcribe(audio, vad_filter=False, **common)
+
+    # English-only model: the main pass's own text is checked as it streams; on doubt the
+    # probe decides (it skips the video, or the pass goes on where it was: the segment
+    # generator is lazy, so nothing is decoded twice).
+    evidence = (
+        _MainPassEvidence(prompt, speech, options)
+        if options.check_english and not multilingual
+        else None
+    )
     kept: list[Segment] = []
     dropped: dict[str, int] = {}
     recent = ""
@@ -378,6 +539,8 @@ def transcribe(
         if progress is not None:
             progress(min(1.0, raw.end / duration) if duration else 1.0)
         reason = drop_reason(raw, recent, options)
+        if evidence is not None:
+            evidence = _settle_english(evidence, raw, reason, whisper, audio, stats)
         if reason is not None:
             dropped[reason] = dropped.get(reason, 0) + 1
             _logger.debug("dropped segment (%s): %r", reason, raw.text)
@@ -402,6 +565,11 @@ def transcribe(
             )
         )
         recent = (recent + " " + _normalized(raw.text))[-500:]
+    if evidence is not None:
+        # Short narration: the pass ended before the evidence was plain.
+        stats.update(evidence.summary())
+        stats.update(check_english(whisper, audio, speech, options))
+        stats["language_check"] = "probe"
     if progress is not None:
         progress(1.0)
 

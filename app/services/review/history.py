@@ -1,0 +1,269 @@
+"""History, append-only: a pair's edits and decisions (``pair_history``), a reviewer's
+own decisions for back/forward (``reviewer_history``), and ``undo_last``, which is a Review
+of its own that names the one it takes back (nothing is deleted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased
+
+from app.models import (
+    GoldAnswer,
+    Pair,
+    PairRevision,
+    PairStatus,
+    Review,
+    ReviewKind,
+    User,
+    utcnow,
+)
+from app.services import audit
+from app.services.review.errors import ConflictError
+from app.services.review.queue import renew_lease
+from app.services.review.rows import (
+    active_reviews,
+    get_pair,
+    lock_pair,
+    verdict_values,
+    write_verdict,
+)
+from app.settings import get_settings
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryEntry:
+    """One row of a pair's history. Decisions carry the pair's status before and after
+    (``{"status": ...}``); edits the changed fields."""
+
+    kind: Literal["edit", "review", "adjudication", "undo"]
+    created_at: dt.datetime
+    username: str | None
+    decision: str | None = None
+    reason: str | None = None
+    comment: str | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+
+def pair_history(*, session: Session, pair_id: int) -> list[HistoryEntry]:
+    """Edits and decisions on a pair, oldest first."""
+    get_pair(session=session, pair_id=pair_id)
+    entries: list[HistoryEntry] = []
+    revisions = session.execute(
+        select(PairRevision, User.username)
+        .outerjoin(User, User.id == PairRevision.user_id)
+        .where(PairRevision.pair_id == pair_id)
+        .order_by(PairRevision.id)
+    ).all()
+    for revision, username in revisions:
+        entries.append(
+            HistoryEntry(
+                kind="edit",
+                created_at=revision.created_at,
+                username=username,
+                before=revision.before,
+                after=revision.after,
+            )
+        )
+    reviews = session.execute(
+        select(Review, User.username)
+        .outerjoin(User, User.id == Review.reviewer_id)
+        .where(Review.pair_id == pair_id)
+        .order_by(Review.id)
+    ).all()
+    for review, username in reviews:
+        entries.append(
+            HistoryEntry(
+                kind=review.kind,
+                created_at=review.created_at,
+                username=username,
+                decision=review.decision,
+                reason=review.reason,
+                comment=review.comment,
+                before={"status": review.status_before} if review.status_before else None,
+                after={"status": review.status_after} if review.status_after else None,
+            )
+        )
+    # SQLite returns naive datetimes (all UTC); compare them as such.
+    entries.sort(key=lambda e: e.created_at.replace(tzinfo=None))
+    return entries
+
+
+def undo_last(
+    *, session: Session, reviewer: User, lease_s: int | None = None, now: dt.datetime | None = None
+) -> Pair | None:
+    """Take back the caller's last decision that still stands; None when there is none.
+
+    Appends an ``undo`` Review (the undone one stays: nothing is deleted). A vote is
+    taken out of the pair's count and a pair it settled goes back to pending; an
+    adjudication puts the pair back to disputed. The caller gets a fresh lease on the
+    pair, so the next claim shows it again. ``ConflictError`` when someone settled or
+    overrode the pair after this decision.
+    """
+    now = now or utcnow()
+    lease_s = get_settings().lease_s if lease_s is None else lease_s
+    undone = select(Review.undoes_id).where(
+        Review.reviewer_id == reviewer.id, Review.undoes_id.is_not(None)
+    )
+    last = session.scalar(
+        select(Review)
+        .where(
+            Review.reviewer_id == reviewer.id,
+            Review.kind != ReviewKind.undo,
+            Review.id.not_in(undone),
+        )
+        .order_by(Review.id.desc())
+        .limit(1)
+    )
+    if last is None:
+        return None
+    row = lock_pair(session, last.pair_id)
+    gold = session.get(GoldAnswer, last.pair_id) is not None
+    if not gold:
+        later = session.scalars(
+            active_reviews(last.pair_id).where(
+                Review.id > last.id, Review.reviewer_id != reviewer.id
+            )
+        ).all()
+        if any(
+            r.kind == ReviewKind.adjudication or r.status_before != PairStatus.pending
+            for r in later
+        ):
+            session.rollback()
+            raise ConflictError(
+                f"pair {last.pair_id} was settled by someone else after your decision",
+                current_version=row.version,
+            )
+    status_before = row.status
+    values: dict[str, Any] = {}
+    restore: Review | None = None
+    if gold:
+        status_after = status_before  # the known answer stands; only the vote goes
+    else:
+        if last.kind == ReviewKind.review:
+            values["review_count"] = Pair.review_count - 1
+        # Back to what the pair was before this decision: pending for a vote, disputed
+        # for an adjudication, the earlier verdict for an override.
+        fallback = (
+            PairStatus.disputed if last.kind == ReviewKind.adjudication else PairStatus.pending
+        )
+        status_after = last.status_before or fallback
+        if status_after in (PairStatus.approved, PairStatus.rejected):
+            restore = session.scalar(
+                active_reviews(last.pair_id)
+                .where(Review.id < last.id, Review.status_after == status_after)
+                .order_by(Review.id.desc())
+                .limit(1)
+            )
+    if status_after != status_before:
+        values.update(
+            verdict_values(
+                status=status_after,
+                reason=restore.reason if restore else None,
+                comment=restore.comment if restore else None,
+                by_id=restore.reviewer_id if restore else None,
+                at=restore.created_at if restore else None,
+                now=now,
+            )
+        )
+    write_verdict(
+        session,
+        pair_id=last.pair_id,
+        pair_values=values,
+        reviewer_id=reviewer.id,
+        kind=ReviewKind.undo,
+        decision=last.decision,
+        reason=last.reason,
+        comment=None,
+        pair_version=row.version,
+        status_before=status_before,
+        status_after=status_after,
+        created_at=now,
+        undoes_id=last.id,
+    )
+    if last.kind == ReviewKind.review:
+        renew_lease(session, last.pair_id, reviewer.id, now, now + dt.timedelta(seconds=lease_s))
+    audit.record(
+        session=session,
+        user=reviewer,
+        action="pair.undo",
+        target=f"pair:{last.pair_id}",
+        undoes=last.id,
+        status=status_after,
+    )
+    session.commit()
+    pair = get_pair(session=session, pair_id=last.pair_id)
+    session.refresh(pair)
+    return pair
+
+
+@dataclasses.dataclass(frozen=True)
+class ReviewerHistoryItem:
+    """One of a reviewer's own decisions, for back/forward through their history."""
+
+    review_id: int
+    pair_id: int
+    kind: str  # review | adjudication
+    decision: str
+    reason: str | None
+    comment: str | None
+    created_at: dt.datetime
+    undone: bool
+    pair_status: str
+    pair_version: int
+    caption: str
+    image_path: str
+
+
+def reviewer_history(
+    *,
+    session: Session,
+    reviewer: User,
+    before_id: int | None = None,
+    after_id: int | None = None,
+    limit: int = 50,
+) -> list[ReviewerHistoryItem]:
+    """The reviewer's own decisions, newest first, by keyset on the review id: ``before_id``
+    pages back (older), ``after_id`` forward (newer). Undone ones are included, marked."""
+    limit = max(1, min(limit, 500))
+    undo = aliased(Review)
+    query = (
+        select(Review, Pair, undo.id)
+        .join(Pair, Pair.id == Review.pair_id)
+        .outerjoin(undo, undo.undoes_id == Review.id)
+        .where(Review.reviewer_id == reviewer.id, Review.kind != ReviewKind.undo)
+    )
+    if before_id is not None:
+        query = query.where(Review.id < before_id)
+    if after_id is not None:
+        query = query.where(Review.id > after_id).order_by(Review.id).limit(limit)
+    else:
+        query = query.order_by(Review.id.desc()).limit(limit)
+    rows = session.execute(query).all()
+    if after_id is not None:
+        rows = list(reversed(rows))
+    return [
+        ReviewerHistoryItem(
+            review_id=r.id,
+            pair_id=p.id,
+            kind=r.kind,
+            decision=r.decision,
+            reason=r.reason,
+            comment=r.comment,
+            created_at=r.created_at,
+            undone=undo_id is not None,
+            pair_status=p.status,
+            pair_version=p.version,
+            caption=p.caption,
+            image_path=p.image_path,
+        )
+        for r, p, undo_id in rows
+    ]
