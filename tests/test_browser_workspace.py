@@ -173,7 +173,15 @@ def test_keyboard_flow(live_server: str, browser_page, session, settings, tmp_pa
     assert page.locator("#reject-hint").is_visible()
     took = _timed_press(page, "3", ids[2])
     assert took < SWAP_BUDGET_MS, f"swap took {took:.1f} ms"
-    page.wait_for_selector("#queue-counts >> text=1 rejected")
+    try:
+        page.wait_for_selector("#queue-counts >> text=1 rejected")
+    except Exception:
+        session.expire_all()
+        raise AssertionError(
+            f"counts: {page.locator('#queue-counts').inner_text()!r}; "
+            f"notice: {page.locator('#notice').inner_text()!r}; "
+            f"db: {session.get(Pair, ids[2]).status}"
+        ) from None
     session.expire_all()
     assert session.get(Pair, ids[1]).caption.startswith("Portal tract: bile duct")
     assert session.get(Pair, ids[1]).magnification == 20  # the form's tags kept it
