@@ -183,6 +183,30 @@ def requeue(video_id: int, request: Request, session: SessionDep, user: AdminUse
     )
 
 
+def _form_page(
+    request: Request,
+    name: str,
+    data: dict[str, Any],
+    *,
+    message: str | None,
+    error: str | None,
+    form: dict[str, str] | None,
+    status_code: int,
+    headers: dict[str, str] | None,
+) -> Response:
+    """An admin page with a form (admin/NAME.html, or its partial admin/_NAME.html for
+    htmx), echoing the outcome and what was typed before an error."""
+    context = {**data, "message": message, "error": error, "form": form or {}}
+    return render(
+        request,
+        f"admin/{name}.html",
+        context,
+        partial=f"admin/_{name}.html",
+        status_code=status_code,
+        headers=headers,
+    )
+
+
 # --- releases -----------------------------------------------------------------------
 
 
@@ -197,18 +221,14 @@ def _releases(
     headers: dict[str, str] | None = None,
 ) -> Response:
     releases = queries.list_releases(session=session)
-    context = {
-        "releases": releases,
-        "files": {r.id: queries.release_files(r) for r in releases},
-        "message": message,
-        "error": error,
-        "form": form or {},
-    }
-    return render(
+    data = {"releases": releases, "files": {r.id: queries.release_files(r) for r in releases}}
+    return _form_page(
         request,
-        "admin/releases.html",
-        context,
-        partial="admin/_releases.html",
+        "releases",
+        data,
+        message=message,
+        error=error,
+        form=form,
         status_code=status_code,
         headers=headers,
     )
@@ -279,18 +299,14 @@ def _users(
     headers: dict[str, str] | None = None,
 ) -> Response:
     users = session.scalars(select(User).order_by(User.username)).all()
-    context = {
-        "users": users,
-        "roles": [r.value for r in Role],
-        "message": message,
-        "error": error,
-        "form": form or {},
-    }
-    return render(
+    data = {"users": users, "roles": [r.value for r in Role]}
+    return _form_page(
         request,
-        "admin/users.html",
-        context,
-        partial="admin/_users.html",
+        "users",
+        data,
+        message=message,
+        error=error,
+        form=form,
         status_code=status_code,
         headers=headers,
     )
