@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import functools
 import io
 import json
 import os
@@ -132,6 +133,51 @@ def claim_plan(url: str) -> str:
     return "\n".join(r[0] for r in rows)
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def cpu_by_part(server_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the load generator (this process), the web server (uvicorn
+    and its workers) and every Postgres process: which part of the shared cores each
+    request costs."""
+    web = [server_pid, *_children(server_pid)]
+    postgres = [
+        int(d.name)
+        for d in Path("/proc").iterdir()
+        if d.name.isdigit() and _comm(d) in ("postgres", "postmaster")
+    ]
+    return {
+        "client": _cpu_s(os.getpid()),
+        "web": sum(_cpu_s(p) for p in web),
+        "postgres": sum(_cpu_s(p) for p in postgres),
+    }
+
+
+def _note_cpu(into: dict[str, float], server_pid: int) -> None:
+    into.update(cpu_by_part(server_pid))
+
+
+def _comm(proc: Path) -> str:
+    try:
+        return (proc / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 class Stats:
     def __init__(self) -> None:
         self.claim: list[float] = []
@@ -185,14 +231,17 @@ async def reviewer(
 
 
 async def run_load(
-    base: str, n_reviewers: int, duration: float, think_s: float
+    base: str, n_reviewers: int, duration: float, think_s: float, on_start=None
 ) -> tuple[Stats, float]:
-    """Everyone logs in first (argon2 is deliberately slow), then the clock starts."""
+    """Everyone logs in first (argon2 is deliberately slow), then the clock starts (and
+    ``on_start`` is called)."""
     names = [f"rev{i:03d}" for i in range(n_reviewers)]
     clients = []
     for batch in range(0, n_reviewers, 10):
         clients += await asyncio.gather(*(login(base, n) for n in names[batch : batch + 10]))
     stats = Stats()
+    if on_start is not None:
+        on_start()
     start = time.perf_counter()
     stop_at = start + duration
     try:
@@ -367,7 +416,18 @@ def main(argv: list[str] | None = None) -> int:
         }
         all_stats = Stats()
         for think in [float(t) for t in args.think_s.split(",")]:
-            stats, wall = asyncio.run(run_load(base, args.reviewers, args.duration, think))
+            cpu_before: dict[str, float] = {}
+            stats, wall = asyncio.run(
+                run_load(
+                    base,
+                    args.reviewers,
+                    args.duration,
+                    think,
+                    on_start=functools.partial(_note_cpu, cpu_before, server.pid),
+                )
+            )
+            cpu_after = cpu_by_part(server.pid)
+            requests = max(1, len(stats.claim) + len(stats.decide))
             phase = {
                 "think_s": think,
                 "duration_s": round(wall, 1),
@@ -376,6 +436,12 @@ def main(argv: list[str] | None = None) -> int:
                 "decisions_per_s": round(len(stats.acked) / wall, 1),
                 "conflicts_409": stats.conflicts,
                 "errors": dict(stats.errors),
+                # CPU per request (ms) by part, after the logins: where the cores go.
+                "cpu_ms_per_request": {
+                    part: round((cpu_after[part] - cpu_before[part]) * 1000 / requests, 2)
+                    for part in cpu_after
+                },
+                "load_avg_1m": round(os.getloadavg()[0], 2),
             }
             print(json.dumps(phase), flush=True)
             report["phases"].append(phase)  # type: ignore[union-attr]

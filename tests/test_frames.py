@@ -321,3 +321,31 @@ def test_fast_ssim_and_median_match_the_reference() -> None:
         got = _median(frames)
         assert got.dtype == np.uint8
         assert np.abs(got - ref).max() <= (0 if n % 2 else 0.5)
+
+
+def test_prefetched_keeps_order_errors_and_stops_its_thread() -> None:
+    import threading
+
+    from workers.vision.sampling import prefetched
+
+    def decode(n: int, fail_at: int | None = None):
+        for i in range(n):
+            if i == fail_at:
+                raise RuntimeError("decode stopped")
+            yield i
+
+    assert list(prefetched(decode(50), depth=2)) == list(range(50))
+    # A decode error half-way comes out after the samples decoded before it.
+    got: list[int] = []
+    with pytest.raises(RuntimeError, match="decode stopped"):
+        for i in prefetched(decode(50, fail_at=7), depth=3):
+            got.append(i)
+    assert got == list(range(7))
+    # A consumer that stops early leaves no decode thread behind (the container may close).
+    before = {t.ident for t in threading.enumerate()}
+    gen = prefetched(decode(10_000), depth=2)
+    assert next(gen) == 0
+    gen.close()
+    assert not [
+        t for t in threading.enumerate() if t.name == "frames-decode" and t.ident not in before
+    ]

@@ -17,19 +17,8 @@ from tests.web_seed import make_pair, make_user, make_video
 LEASE = 600
 
 
-@contextlib.contextmanager
 def _statements(session):
-    seen: list[str] = []
-
-    def count(conn, cursor, statement, *args) -> None:  # noqa: ANN001
-        seen.append(statement)
-
-    engine = session.get_bind()
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+    return _statements_of(session.get_bind())
 
 
 def test_own_expired_lease_is_renewed_not_doubled(session):
@@ -118,3 +107,36 @@ def test_hot_path_statement_counts_on_postgres(session, database_url):
         # review, lease, audit.
         assert len(claim_sql) == 2, claim_sql
         assert len(decide_sql) == 6, decide_sql
+
+
+def test_postgres_pool_replaces_a_closed_connection_without_a_ping(postgres_url):
+    """No pool_pre_ping round trip on the hot path, yet a connection the driver knows is
+    closed is never handed out: the checkout check replaces it."""
+    from sqlalchemy import text
+
+    engine = app_db.make_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("select 1")).scalar_one() == 1
+            conn.commit()
+            dbapi_conn = conn.connection.dbapi_connection
+        dbapi_conn.close()  # dies while pooled
+        with _statements_of(engine) as seen, engine.connect() as conn:
+            assert conn.execute(text("select 2")).scalar_one() == 2
+        assert [s for s in seen if s.strip().lower().startswith("select")] == ["select 2"]
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def _statements_of(engine):
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)

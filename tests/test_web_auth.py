@@ -63,6 +63,7 @@ def test_route_table_is_what_we_think(app):
         "/api/adjudication/next",
         "/api/adjudication/{pair_id}",
         "/api/pairs/{pair_id}/gold",
+        "/review/pairs/{pair_id}/gold",
         "/api/stats/gold",
         "/api/stats/gold/pairs",
     }

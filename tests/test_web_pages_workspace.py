@@ -484,3 +484,34 @@ def test_tags_are_saved_only_from_a_form_that_carries_them(reviewer, session):
         subpathology="astrology",
     )
     assert bad.status_code == 422 and "subpathology" in bad.text
+
+
+# --- gold answers from the pair page ----------------------------------------------
+
+
+def test_admin_marks_a_pair_gold_from_its_page(admin, session):
+    video = make_video(session)
+    pair = make_pair(session, video)
+    page = admin.get(f"/review/pairs/{pair.id}")
+    assert page.status_code == 200 and "Mark as gold" in page.text
+    refused = _post(admin, f"/review/pairs/{pair.id}/gold", decision="reject")
+    assert refused.status_code == 422 and "reason" in refused.text.lower()
+    done = _post(admin, f"/review/pairs/{pair.id}/gold", decision="reject", reason="impurity")
+    assert done.status_code == 200, done.text
+    assert "is gold: reject" in done.text and "Known answer" in done.text
+    session.expire_all()
+    gold = review.get_pair(session=session, pair_id=pair.id)
+    assert gold.status == PairStatus.rejected and gold.reject_reason == "impurity"
+    assert "Update gold answer" in admin.get(f"/review/pairs/{pair.id}").text
+
+
+def test_reviewers_cannot_mark_gold(reviewer, session):
+    video = make_video(session)
+    pair = make_pair(session, video)
+    assert "Mark as gold" not in reviewer.get(f"/review/pairs/{pair.id}").text
+    r = _post(reviewer, f"/review/pairs/{pair.id}/gold", decision="approve")
+    assert r.status_code == 403
+    session.expire_all()
+    assert review.get_pair(session=session, pair_id=pair.id).status == PairStatus.pending
+    no_token = reviewer.post(f"/review/pairs/{pair.id}/gold", data={"decision": "approve"})
+    assert no_token.status_code == 403

@@ -6,12 +6,10 @@ into chunks, found stable intervals inside a chunk (SSIM between consecutive fra
 crops > 0.98) and kept the per-pixel median frame of a stable interval, which removes the
 pointer, encoding noise and transient overlays. This module does the same, in one pass:
 
-- Sampling: one frame every ``sample_s`` seconds. The decoder is walked with ``grab()``,
-  which demuxes and decodes without the colour conversion and copy of ``read()``, and only
-  the sampled frames are ``retrieve()``-d. Seeking (``CAP_PROP_POS_MSEC``) restarts the
-  decode from the previous key frame, which at a 1 s step costs more than walking (x264's
-  default GOP is 250 frames); sample times come from the container's timestamps, so
-  variable frame rate videos are sampled by time, not by index.
+- Sampling (vision.sampling): one PyAV decode, in a thread of its own a few samples
+  ahead of the analysis, yields a frame every ``sample_s`` seconds (by presentation
+  time, so variable frame rate videos are sampled by time) and at every scene cut;
+  frames nothing references are not decoded, and only the yielded ones are converted.
 - Detection: ``histology.StainRuleDetector`` on the frame downscaled to 320 px, behind the
   ``HistologyDetector`` protocol so a learned ensemble can be passed in instead.
 - Chunks: maximal runs of consecutive samples scoring >= ``histology_threshold``; a chunk
@@ -481,7 +479,8 @@ def extract(
         frame_dt = 1.0 / info.fps if info.fps > 0 else 0.0
         last_t = 0.0
         try:
-            for smp in sampling.samples(container, stream, options.sample_s, options.cut_threshold):
+            decoded = sampling.samples(container, stream, options.sample_s, options.cut_threshold)
+            for smp in sampling.prefetched(decoded):
                 last_t = smp.t
                 ex.sample(smp.t, smp.bgr, smp.cut)
                 if progress and info.duration_s > 0:

@@ -19,12 +19,20 @@ does both, without a second pass and without converting every frame:
   presentation time, so variable frame rate videos are sampled by time, not by index).
   Only yielded frames are converted to BGR arrays.
 
-Memory: one decoded frame and one thumbnail at a time, whatever the video's length.
+- Overlap: ``prefetched`` runs the decode in a thread of its own, a few samples ahead of
+  the analysis. PyAV releases the GIL while libavcodec decodes and OpenCV while it
+  filters, so on two cores decoding and analysis run side by side: the stage takes about
+  the longer of the two instead of their sum (issue 3, item 9; bench/bench_frames.py).
+
+Memory: one decoded frame and one thumbnail at a time, plus the prefetch queue's few
+samples, whatever the video's length.
 """
 
 from __future__ import annotations
 
 import math
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,3 +111,51 @@ def samples(
             next_t = (math.floor(t / sample_s + 1e-6) + 1) * sample_s
         if regular or cut:
             yield Sample(t, frame.to_ndarray(format="bgr24"), cut, regular)
+
+
+_DONE = object()
+
+
+def prefetched(items: Iterator[Sample], depth: int = 4) -> Iterator[Sample]:
+    """Yield ``items`` as they are, produced by a thread of their own up to ``depth`` ahead.
+
+    An exception raised while producing (a decode error half-way) comes out here after the
+    items produced before it, as it would without the thread. When the consumer stops
+    early (an exception of its own, or ``close()``), the producer is told to stop and is
+    joined before this generator returns, so the caller may close the container safely.
+    """
+    box: queue.Queue[object] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, re-raised there
+            put(exc)
+            return
+        put(_DONE)
+
+    worker = threading.Thread(target=produce, name="frames-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = box.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join()

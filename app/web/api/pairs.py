@@ -45,12 +45,13 @@ Source = Literal["file", "upload", "http", "youtube"]
 DB_INT = {"ge": -(2**31), "le": 2**31 - 1}
 
 
-def queue_filters(
+async def queue_filters(
     channel_id: Annotated[int | None, Query(**DB_INT)] = None,
     video_id: Annotated[int | None, Query(**DB_INT)] = None,
     source: Source | None = None,
     magnification: Annotated[int | None, Query(**DB_INT)] = None,
 ) -> review.QueueFilters:
+    # async: no I/O here, so FastAPI calls it on the event loop instead of a thread hop.
     return review.QueueFilters(
         channel_id=channel_id, video_id=video_id, source_kind=source, magnification=magnification
     )

@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
 from app.db import SessionDep
-from app.models import Pair, User
-from app.services import review
+from app.models import GoldAnswer, Pair, User
+from app.services import consensus, review
 from app.settings import get_settings
 from app.web import events, queries
-from app.web.deps import CurrentUser
+from app.web.deps import AdminUser, CurrentUser
 from app.web.errors import error_response
 from app.web.templating import is_htmx, render
 from app.web.ui.pair_context import pair_view
@@ -63,6 +63,8 @@ def _pane(
         "history": review.pair_history(session=session, pair_id=pair.id)
         if pair is not None and mode != "queue"
         else [],
+        # Detail mode: the pair's known answer, if an admin gave it one (gold form).
+        "gold": session.get(GoldAnswer, pair.id) if pair is not None and mode == "detail" else None,
     }
     return render(request, PAGE, context, partial=PANE, status_code=status_code, headers=headers)
 
@@ -237,6 +239,40 @@ def act(
     return _after(
         request, session, user, mode, pair_id, f"{verb} pair #{pair_id}.", events.PAIR_DECIDED
     )
+
+
+@router.post("/pairs/{pair_id}/gold")
+def mark_gold(
+    pair_id: int,
+    request: Request,
+    session: SessionDep,
+    admin: AdminUser,
+    decision: Annotated[Literal["approve", "reject"], Form()],
+    reason: Annotated[str | None, Form(max_length=32)] = None,
+) -> Response:
+    """Admins: give the pair a known answer; it is then mixed into every reviewer's queue
+    and their votes on it are scored (gold accuracy on the dashboard)."""
+    pair = review.get_pair(session=session, pair_id=pair_id)
+    try:
+        consensus.mark_gold(
+            session=session, pair_id=pair_id, admin=admin, decision=decision, reason=reason or None
+        )
+    except review.ReviewError as exc:
+        session.rollback()
+        session.refresh(pair)
+        return _pane(
+            request,
+            session,
+            pair,
+            mode="detail",
+            error=str(exc).capitalize() + ".",
+            status_code=422,
+        )
+    if not is_htmx(request):
+        return RedirectResponse(f"/review/pairs/{pair_id}", status_code=303)
+    pair = review.get_pair(session=session, pair_id=pair_id)
+    verb = "approve" if decision == "approve" else "reject"
+    return _pane(request, session, pair, mode="detail", message=f"Pair #{pair_id} is gold: {verb}.")
 
 
 def _after(
