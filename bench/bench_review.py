@@ -150,10 +150,10 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def cpu_by_part(server_pid: int) -> dict[str, float]:
-    """CPU seconds so far of the load generator (this process), the web server (uvicorn
-    and its workers) and every Postgres process: which part of the shared cores each
-    request costs."""
+def cpu_by_part(server_pid: int) -> dict[str, dict[int, float]]:
+    """CPU seconds so far, per process, of the load generator (this process), the web
+    server (uvicorn and its workers) and every Postgres process: which part of the shared
+    cores each request costs."""
     web = [server_pid, *_children(server_pid)]
     postgres = [
         int(d.name)
@@ -161,13 +161,23 @@ def cpu_by_part(server_pid: int) -> dict[str, float]:
         if d.name.isdigit() and _comm(d) in ("postgres", "postmaster")
     ]
     return {
-        "client": _cpu_s(os.getpid()),
-        "web": sum(_cpu_s(p) for p in web),
-        "postgres": sum(_cpu_s(p) for p in postgres),
+        "client": {os.getpid(): _cpu_s(os.getpid())},
+        "web": {p: _cpu_s(p) for p in web},
+        "postgres": {p: _cpu_s(p) for p in postgres},
     }
 
 
-def _note_cpu(into: dict[str, float], server_pid: int) -> None:
+def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict:
+    """Seconds used between two ``cpu_by_part`` snapshots, per part: by the processes alive
+    at the end (a backend that started in between counts whole; one that exited in
+    between, e.g. a pool's overflow connection, is not counted)."""
+    return {
+        part: sum(t - before.get(part, {}).get(pid, 0.0) for pid, t in procs.items())
+        for part, procs in after.items()
+    }
+
+
+def _note_cpu(into: dict[str, dict[int, float]], server_pid: int) -> None:
     into.update(cpu_by_part(server_pid))
 
 
@@ -416,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         all_stats = Stats()
         for think in [float(t) for t in args.think_s.split(",")]:
-            cpu_before: dict[str, float] = {}
+            cpu_before: dict[str, dict[int, float]] = {}
             stats, wall = asyncio.run(
                 run_load(
                     base,
@@ -426,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                     on_start=functools.partial(_note_cpu, cpu_before, server.pid),
                 )
             )
-            cpu_after = cpu_by_part(server.pid)
+            cpu_spent = cpu_used(cpu_before, cpu_by_part(server.pid))
             requests = max(1, len(stats.claim) + len(stats.decide))
             phase = {
                 "think_s": think,
@@ -438,8 +448,7 @@ def main(argv: list[str] | None = None) -> int:
                 "errors": dict(stats.errors),
                 # CPU per request (ms) by part, after the logins: where the cores go.
                 "cpu_ms_per_request": {
-                    part: round((cpu_after[part] - cpu_before[part]) * 1000 / requests, 2)
-                    for part in cpu_after
+                    part: round(seconds * 1000 / requests, 2) for part, seconds in cpu_spent.items()
                 },
                 "load_avg_1m": round(os.getloadavg()[0], 2),
             }

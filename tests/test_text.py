@@ -16,7 +16,8 @@ from tests import media
 from workers.knowledge import build_kb
 from workers.knowledge.lexicon import is_english_word
 from workers.knowledge.linker import KnowledgeBaseLinker, build_linker_paths, get_linker
-from workers.stages.text import TextOptions, process, rake_phrases, rake_scores
+from workers.knowledge.phonetic import phonetic_key
+from workers.stages.text import TextOptions, pluralize, process, rake_phrases, rake_scores
 from workers.stages.types import Segment, Transcript, Word
 
 KB_PATH = build_kb.KB_PATH
@@ -202,6 +203,46 @@ def test_correct_medical_text_is_left_alone(options: TextOptions) -> None:
     assert sentence.corrections == []
     ids = {c.concept_id for c in sentence.concepts}
     assert {ID_OF["lamina propria"], ID_OF["plasma cell"], ID_OF["goblet cell"]} <= ids
+
+
+def _heard(text: str, probabilities: dict[str, float]) -> Transcript:
+    """One sentence as the recognizer heard it, with its doubt on some words."""
+    words = [
+        Word(" " + token, 0.35 * n, 0.35 * n + 0.3, probabilities.get(token, 0.9))
+        for n, token in enumerate(text.split())
+    ]
+    return Transcript("en", 1.0, words[-1].end, [Segment(0, 0.0, words[-1].end, text, words)])
+
+
+def test_doubted_kb_words_become_the_kb_term_that_keeps_one_of_them(
+    options: TextOptions,
+) -> None:
+    text = "In this area the dysplastic stroma holds a few lymphocytes."
+    # tiny.en on the demo: "dysplastic" 0.55, "stroma" 0.04 for "desmoplastic stroma".
+    [doubted] = process(_heard(text, {"dysplastic": 0.55, "stroma": 0.04}), options).sentences
+    assert doubted.corrected_text == text.replace("dysplastic", "desmoplastic")
+    assert [c.concept_id for c in doubted.corrections] == [ID_OF["desmoplasia"]]
+    # Heard with confidence, KB words are meant as said.
+    [sure] = process(_heard(text, {}), options).sentences
+    assert sure.corrected_text == text and sure.corrections == []
+
+
+def test_plurals_are_made_for_count_nouns_at_their_head() -> None:
+    assert pluralize("glomerulus") == "glomeruli"
+    assert pluralize("lesion") == "lesions"  # not "lesia"
+    assert pluralize("ganglion") == "ganglia"
+    assert pluralize("lumen") == "lumina"
+    assert pluralize("sinus") == "sinuses"
+    assert pluralize("crypt of Lieberkuhn") == "crypts of Lieberkuhn"
+    assert pluralize("carcinoma in situ") == "carcinomas in situ"
+    for mass_or_adjective in ["atypia", "pleomorphism", "cribriform", "cardiac", "nuclei"]:
+        assert pluralize(mass_or_adjective) == mass_or_adjective
+
+
+def test_phonetic_key_sounds() -> None:
+    assert phonetic_key("you know") == phonetic_key("you now")  # a silent k, within a word
+    assert phonetic_key("thick") == phonetic_key("fick")  # th and f (Miller & Nicely)
+    assert phonetic_key("at home") == phonetic_key("a tome")  # no "th" across words
 
 
 # --- sentences, keywords, ROI -----------------------------------------------------------

@@ -231,6 +231,10 @@ bone marrow biopsy|trephine biopsy
 bone marrow aspirate
 liver biopsy
 renal biopsy|kidney biopsy
+skin biopsy
+skin excision|excision of skin
+wide local excision|wide excision
+re-excision|reexcision
 transbronchial biopsy
 sentinel lymph node biopsy|sentinel node biopsy
 cell block

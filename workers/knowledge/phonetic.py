@@ -7,14 +7,16 @@ Character 3-gram TF-IDF (the scispacy linker) ranks those poorly, so a match is 
 on two spellings of both strings with word boundaries removed:
 
 - the letters (Levenshtein similarity), and
-- a coarse phonetic key in the spirit of Metaphone: ph->f, c->k/s, x->ks, voiced and
-  voiceless consonants merged (b/p, d/t, g/k, v/f, z/s) and the labials m/b/p, h dropped,
-  vowel runs collapsed to one vowel, doubled letters collapsed.
+- a coarse phonetic key in the spirit of Metaphone: silent first letters dropped per word
+  (kn, pn, ps, wr), ph->f, c->k/s, x->ks, th within a word->f (the consonants listeners
+  confuse most, Miller & Nicely 1955), voiced and voiceless consonants merged (b/p, d/t,
+  g/k, v/f, z/s) and the labials m/b/p, h dropped, vowel runs collapsed to one vowel,
+  doubled letters collapsed.
 
 ``score = 0.35 * letters + 0.65 * key``, in [0, 1]: the key carries more weight because
-ASR errors keep the sound and lose the spelling ("stethosis" vs "steatosis": letters 0.78,
-key 1.0; the garbled "hammer toxicin and deacin" vs "hematoxylin and eosin": letters 0.6,
-key 0.9). Candidates come from a TF-IDF over the keys'
+ASR errors keep the sound and lose the spelling ("play more thick" vs "pleomorphic":
+letters 0.62, key 0.9; the garbled "hammer toxicin and deacin" vs "hematoxylin and
+eosin": letters 0.6, key 0.9). Candidates come from a TF-IDF over the keys'
 character 2-3 grams (exact cosine on a small sparse matrix), then are rescored exactly.
 """
 
@@ -27,12 +29,25 @@ LETTER_WEIGHT = 0.35
 _NON_LETTERS = re.compile(r"[^a-z]")
 _VOWEL_RUNS = re.compile(r"[aeiouy]+")
 _REPEATS = re.compile(r"(.)\1+")
-_RULES: list[tuple[re.Pattern[str], str]] = [
+_WORDS = re.compile(r"[a-z]+")
+# Rules within a word, before the words are joined.
+_WORD_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(p), r)
     for p, r in [
+        # Silent first letters: "know", "pneumonia", "psammoma", "wrist".
         (r"^kn", "n"),
         (r"^pn", "n"),
         (r"^ps", "s"),
+        (r"^wr", "r"),
+        # th and f: the pair listeners confuse most (Miller & Nicely 1955, J Acoust Soc
+        # Am 27:338), and so does Whisper ("play more thick" for "pleomorphic"). Within a
+        # word only: the t and h of "at high" are not a "th".
+        (r"th", "f"),
+    ]
+]
+_RULES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(p), r)
+    for p, r in [
         (r"ph", "f"),
         (r"sch", "sk"),
         (r"ch", "k"),
@@ -42,7 +57,7 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         (r"x", "ks"),
         (r"c(?=[eiy])", "s"),
         (r"c", "k"),
-        (r"th", "t"),
+        (r"th", "t"),  # across words: "at high"
         (r"wh", "w"),
         (r"dg", "j"),
         (r"h", ""),
@@ -61,7 +76,10 @@ def letters(text: str) -> str:
 
 
 def phonetic_key(text: str) -> str:
-    s = letters(text)
+    words = _WORDS.findall(text.lower())
+    for pattern, repl in _WORD_RULES:
+        words = [pattern.sub(repl, w) for w in words]
+    s = "".join(words)
     for pattern, repl in _RULES:
         s = pattern.sub(repl, s)
     s = _VOWEL_RUNS.sub("a", s)
@@ -160,12 +178,18 @@ class TermMatcher:
         keys = [phonetic_key(t) for t in texts]
         sims = (self._vectorizer.transform(keys) @ self._matrix.T).toarray()
         if prefixes:
-            # Candidates may also share a sound with the kept word in front.
-            full_keys = [phonetic_key(f"{h} {t}") for h, t in zip(prefixes, texts, strict=True)]
-            full_sims = (self._vectorizer.transform(full_keys) @ self._matrix.T).toarray()
-            for n, head in enumerate(prefixes):
-                if head:
-                    sims[n] = np.maximum(sims[n], full_sims[n])
+            # Candidates may also share a sound with the kept word in front: all of it, or
+            # only its last one or two sounds ("each lamina-yolus": the "ch" of "each" is
+            # the "g" of "glomerulus"), since a term starts where a word's sound ends.
+            for part in (None, 1, 2):
+                part_keys = [
+                    phonetic_key(f"{h} {t}") if part is None else phonetic_key(h)[-part:] + k
+                    for h, t, k in zip(prefixes, texts, keys, strict=True)
+                ]
+                part_sims = (self._vectorizer.transform(part_keys) @ self._matrix.T).toarray()
+                for n, head in enumerate(prefixes):
+                    if head:
+                        sims[n] = np.maximum(sims[n], part_sims[n])
         weights = letter_weights or [LETTER_WEIGHT] * len(texts)
         heads = prefixes or [""] * len(texts)
         out: list[TermMatch | None] = []

@@ -33,6 +33,7 @@ the same steps without an LLM (an optional LLM corrector can be added later behi
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections import defaultdict
@@ -115,6 +116,9 @@ class TextOptions:
     english_anchored_threshold: float = 0.80
     english_min_key_length: int = 8
     english_rest_threshold: float = 0.6
+    # A one-word term that starts or ends with a said word this long (a share of the
+    # term's letters) is that word said as it is, next to another: "stroma holds".
+    english_part_share: float = 0.6
     # A term the lecture already says (as it is, or corrected earlier) is likely said
     # again: its bar is lower.
     lecture_term_bonus: float = 0.05
@@ -122,7 +126,11 @@ class TextOptions:
     # guess. A window is low-confidence when low_confidence_share of its letters are in
     # such words; it may then span stop words (a garble of ordinary words, "You know this
     # to chemistry") and up to low_confidence_max_ngram words, in a medical context, and
-    # its spelling weighs less against its sound (low_confidence_letter_discount).
+    # its spelling weighs less against its sound (low_confidence_letter_discount). A
+    # window made only of KB words is meant as said unless it is low-confidence or the
+    # recognizer doubted it as a whole (the product of its word probabilities is under
+    # low_probability: "dysplastic stroma", 0.55 x 0.04); it may then only become a term
+    # that keeps one of its words, so a confidently heard "prominent nuclei" stays.
     low_probability: float = 0.5
     low_confidence_share: float = 0.5
     low_confidence_max_ngram: int = 7
@@ -232,9 +240,18 @@ class _Resources:
             for alias in [entity.canonical_name, *entity.aliases]:
                 surface = alias if _has_inner_capital(alias) else alias.lower()
                 terms.setdefault(surface, entity.concept_id)
-        # Plural forms are targets too: "hepatic sites" is "hepatocytes", not "hepatocyte".
+        # Plural forms are targets too: "hepatic sites" is "hepatocytes", not "hepatocyte";
+        # but only of count nouns (see COUNT_NOUN_TYPES).
+        countable = {
+            cui
+            for cui, entity in linker.kb.cui_to_entity.items()
+            if set(entity.types) & COUNT_NOUN_TYPES
+        }
         listed = set(terms)
+        plurals = {(pluralize(s), c) for s, c in terms.items() if c in countable}
         for surface, concept_id in list(terms.items()):
+            if concept_id not in countable or (surface, concept_id) in plurals:
+                continue  # a mass noun, or a listed plural ("lumina" of "lumen")
             plural = pluralize(surface)
             if plural != surface:
                 terms.setdefault(plural, concept_id)
@@ -248,8 +265,9 @@ class _Resources:
             if not words or (len(words) == 1 and (is_english_word(words[0]) or len(words[0]) < 4)):
                 continue
             self.specific_aliases.setdefault(" ".join(words), sorted(cuis)[0])
-            plural = " ".join(re.findall(r"[a-z0-9]+", pluralize(alias.lower())))
-            self.specific_aliases.setdefault(plural, sorted(cuis)[0])
+            if countable & set(cuis):
+                plural = " ".join(re.findall(r"[a-z0-9]+", pluralize(alias.lower())))
+                self.specific_aliases.setdefault(plural, sorted(cuis)[0])
         self.max_alias_words = 6
 
     def known(self, word: str) -> bool:
@@ -257,34 +275,71 @@ class _Resources:
         return w in self.linker.term_words or is_english_word(w)
 
 
-ADJECTIVE_ENDINGS: tuple[str, ...] = ("al", "ic", "ous", "ive", "oid", "ar", "ary", "ed", "ing")
+ADJECTIVE_ENDINGS: tuple[str, ...] = (
+    "al",
+    "ic",
+    "ac",  # cardiac, iliac
+    "ous",
+    "ive",
+    "oid",
+    "ar",
+    "ary",
+    "ed",
+    "ing",
+    "form",  # cribriform, storiform
+)
+# Words that name a state or a quality rather than a thing: "atypia", "pleomorphism".
+MASS_ENDINGS: tuple[str, ...] = ("ia", "ism", "istry")
+# UMLS semantic types whose names are count nouns: structures (T017, T023), tissues with
+# countable units (T024: crypts, follicles), cells and their parts (T025, T026), findings
+# (T033: mitotic figures, crescents), lesions (T020), tumours (T191), places (T082) and
+# devices (T074). Organisms ("Legionella"), diseases ("cirrhosis"), stains, techniques,
+# proteins, substances and processes ("necrosis") have no plural a lecture says: a
+# generated one ("legionellas", "necroses") only steals matches from real terms.
+COUNT_NOUN_TYPES = frozenset(
+    {"T017", "T020", "T023", "T024", "T025", "T026", "T033", "T074", "T082", "T191"}
+)
+# Latin -us words whose plural is English: "sinuses", not "sini".
+_ENGLISH_US_PLURALS = frozenset({"sinus", "plexus", "pus", "virus", "meatus", "fetus"})
+# A name with a complement is pluralized at its head: "crypts of Lieberkuhn",
+# "carcinomas in situ".
+_COMPLEMENT = re.compile(r" (?:of|in|ex|with) ")
 
 
 def pluralize(term: str) -> str:
-    """The plural of a term's last word (English and the Latin/Greek forms of histology)."""
+    """The plural of a term's head noun (English and the Latin/Greek forms of histology)."""
+    complement = _COMPLEMENT.search(term)
+    if complement:
+        head_noun = pluralize(term[: complement.start()])
+        return head_noun + term[complement.start() :]
     head, _, last = term.rpartition(" ")
     low = last.lower()
     if not low.isalpha() or len(low) < 3:
         return term
-    # Adjectives ("luminal", "pleomorphic", "caseous") and words that are plural already
-    # ("nuclei", "glomeruli") or uncountable ("-istry") have no plural to match.
-    if low.endswith(ADJECTIVE_ENDINGS + ("i", "ae", "istry")):
+    # Adjectives ("luminal", "pleomorphic", "caseous"), words that are plural already
+    # ("nuclei", "glomeruli") and mass nouns ("atypia", "immunohistochemistry") have no
+    # plural to match.
+    if low.endswith(ADJECTIVE_ENDINGS + MASS_ENDINGS + ("i", "ae")):
         return term
+    if low in _ENGLISH_US_PLURALS:
+        return f"{head} {last}es" if head else f"{last}es"
     for singular, plural in (
         ("us", "i"),  # nucleus -> nuclei
         ("um", "a"),  # epithelium -> epithelia
         ("is", "es"),  # metastasis -> metastases
         ("ma", "mas"),
-        ("on", "a"),  # ganglion -> ganglia (mitochondrion)
+        ("on", "a"),  # ganglion -> ganglia, mitochondrion -> mitochondria
+        ("men", "mina"),  # lumen -> lumina, foramen -> foramina
         ("x", "ces"),  # cortex -> cortices
         ("y", "ies"),
     ):
         if low.endswith(singular) and not (singular == "y" and low[-2] in "aeiou"):
-            if singular == "on" and not low.endswith(("ion", "rion")):
-                continue
-            if singular == "on" and low.endswith("tion"):
+            # Only the Greek -on nouns take -a; "lesion", "excision", "colon" take -s.
+            if singular == "on" and not low.endswith(("rion", "glion")):
                 continue
             if singular == "x" and not low.endswith(("ex", "ix")):
+                continue
+            if singular == "men" and not low.endswith(("umen", "amen")):
                 continue
             if singular == "x":
                 plural_last = last[:-2] + "ices"
@@ -366,6 +421,7 @@ def _add_window(
     low: list[bool],
     unsure: bool = False,
     medical_context: bool = False,
+    doubted: bool = False,
 ) -> None:
     """Add window tokens[i:j] to the candidates if its kind of window may be corrected."""
     words = [cores[k][1] for k in range(i, j)]
@@ -383,7 +439,7 @@ def _add_window(
     if not (options.english_corrections and medical_context and (j - i >= 2 or unsure)):
         return
     content = [p.lower() for p in parts if p.lower() not in res.stop_words]
-    if not unsure and all(p in res.linker.term_words for p in content):
+    if not (unsure or doubted) and all(p in res.linker.term_words for p in content):
         return  # every word is a KB word and the recognizer was sure: meant as said
     windows.append((i, j, text, True, unsure, prefix))
 
@@ -422,7 +478,8 @@ def correct_tokens(
     (``english_min_key_length``) at ``english_threshold``, or at
     ``english_anchored_threshold`` when they share a whole word with it; and, with word
     ``probabilities``, low-confidence windows (see ``TextOptions``), which may have stop
-    words at their edges and may be made of KB words ("dysplastic stroma"). A window that
+    words at their edges; and doubted windows of KB words ("dysplastic stroma" ->
+    "desmoplastic stroma"), which must keep one of their words. A window that
     starts with a stop word is also tried with that word kept and its sound shared with
     the term ("each lamina-yolus" -> "each glomerulus").
     """
@@ -461,7 +518,20 @@ def correct_tokens(
                     if first in res.stop_words and j - i >= 2 and any(low[i + 1 : j]):
                         _add_prefixed(windows, res, options, cores, i, j, low, sizes)
                     continue
-            _add_window(windows, res, options, cores, i, j, "", low, unsure, medical_context)
+            joint = math.prod(probs[i:j])
+            _add_window(
+                windows,
+                res,
+                options,
+                cores,
+                i,
+                j,
+                "",
+                low,
+                unsure,
+                medical_context,
+                doubted=j - i >= 2 and joint < options.low_probability,
+            )
             if first in res.stop_words and j - i >= 2 and any(low[i + 1 : j]):
                 _add_prefixed(windows, res, options, cores, i, j, low, sizes)
     if not windows:
@@ -486,11 +556,20 @@ def correct_tokens(
             if match.key_length < options.english_min_key_length:
                 continue
             term_letters = letters(match.term)
-            if len(term_words) == 1 and (
-                term_letters.startswith(said_words[0]) or term_letters.endswith(said_words[-1])
+            if len(term_words) == 1 and any(
+                len(word) >= options.english_part_share * len(term_letters)
+                for word in (said_words[0], said_words[-1])
+                if term_letters.startswith(word) or term_letters.endswith(word)
             ):
-                continue  # "stroma holds" is not "stromal": a said word, then another
+                # "stroma holds" is not "stromal": a said word that is most of the term,
+                # then another ("You know this to chemistry" may be immunohistochemistry).
+                continue
             shared = set(said_words) & set(term_words) - res.stop_words
+            said_content = [
+                w for w in re.findall(r"[a-z]+", text.lower()) if w not in res.stop_words
+            ]
+            if not shared and all(w in res.linker.term_words for w in said_content):
+                continue  # KB words become another KB term only around a kept word
             if shared:
                 # "mild duct" -> "bile duct": the words around the shared one must sound
                 # alike on their own ("liver shows" is not "liver cells").
