@@ -12,6 +12,10 @@ and the final English check. ``language_check`` says what settled the check here
 (``main_pass`` or ``probe``). Each side runs ``--repeat`` times, interleaved; ``ratio`` is the
 median of the per-round ratios.
 
+When the video has a ground-truth file next to it (``lecture.json`` with each segment's
+``narration``, as the demo has), the stage's word error rate is reported with the domain
+prompt (its default) and without any prompt: what biasing buys (issue 4, item 1).
+
 Usage: ``python bench/bench_asr.py [VIDEO] [--repeat N] [--json PATH]``.
 """
 
@@ -95,7 +99,26 @@ def run(video: Path, repeat: int) -> dict:
         "ratio_without_language_probe": round(statistics.median(ratios_no_probe), 3),
         "language_probe_share": round(max(0.0, stage_s - stage_no_probe_s) / stage_s, 3),
         "language_check": sorted(set(checks)),
+        **word_error_rates(video, options),
     }
+
+
+def word_error_rates(video: Path, options) -> dict:  # noqa: ANN001 - AsrOptions
+    """The stage's WER against the narration, with the domain prompt and without one."""
+    from workers.stages.asr import AsrOptions, transcribe  # noqa: PLC0415
+    from workers.text.measure import word_error_rate  # noqa: PLC0415
+
+    truth = video.with_suffix(".json")
+    if not truth.is_file():
+        return {}
+    segments = json.loads(truth.read_text(encoding="utf-8")).get("segments", [])
+    reference = " ".join(s.get("narration", "") for s in segments)
+    out = {}
+    for name, prompt in (("wer_domain_prompt", options.initial_prompt), ("wer_no_prompt", "")):
+        opts = AsrOptions(**{**options.__dict__, "initial_prompt": prompt})
+        text = " ".join(s.text for s in transcribe(video, opts).segments)
+        out[name] = round(word_error_rate(reference, text), 3)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,7 +26,12 @@ import pytest
 from tests import media
 from tests.test_text import KB_PATH, transcript_of
 from workers.stages.text import TextOptions, process
-from workers.text.measure import changed_word_rate, key_term_recall, load_control_sentences
+from workers.text.measure import (
+    changed_word_rate,
+    key_term_recall,
+    load_control_sentences,
+    word_error_rate,
+)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DEMO = Path(__file__).resolve().parent.parent / "demo"
@@ -107,3 +112,31 @@ def test_control_sentences_are_left_alone(options: TextOptions) -> None:
     assert rate <= 0.01, (changed, total)
     # Correct medical narration is not changed at all.
     assert changed_word_rate(mixed[0::2], outputs[0::2])[1] == 0
+
+
+def test_word_error_rate() -> None:
+    assert word_error_rate("the lamina propria", "the lamina propria") == 0.0
+    # one substitution, one deletion over 4 reference words
+    assert word_error_rate("a b c d", "a x c") == pytest.approx(0.5)
+    assert word_error_rate("a b", "a b c d") == pytest.approx(1.0)  # two insertions
+    assert word_error_rate("", "") == 0.0 and word_error_rate("", "x") == 1.0
+    # two substitutions and an insertion over 3 reference words
+    assert word_error_rate("Hematoxylin and eosin.", "hammer toxicin and deacin") == 1.0
+
+
+@pytest.mark.slow
+def test_domain_prompt_lowers_word_error_rate_on_the_demo() -> None:
+    """Issue 4, item 1: biasing with the domain vocabulary. The stage's default (the prompt
+    built from the KB) against no prompt at all, same model and settings otherwise."""
+    from workers.stages.asr import AsrOptions, transcribe
+
+    spec = _lecture("demo")
+    reference = " ".join(s["narration"] for s in spec["segments"])
+
+    def wer(prompt: str | None) -> float:
+        transcript = transcribe(DEMO / "lecture.mp4", AsrOptions(initial_prompt=prompt))
+        return word_error_rate(reference, " ".join(s.text for s in transcript.segments))
+
+    biased, plain = wer(None), wer("")
+    print(f"demo WER: no prompt {plain:.3f}, domain prompt {biased:.3f}")
+    assert biased < plain - 0.02

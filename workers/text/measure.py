@@ -7,6 +7,9 @@
   whether the term is there, not its inflection.
 - ``changed_word_rate``: the share of a text's words that the cleanup replaced (difflib
   over lower-case word tokens). On correct text every change is a wrong change.
+- ``word_error_rate``: (substitutions + deletions + insertions) / reference words, by a
+  word-level Levenshtein alignment of lower-case word tokens (issue 4, item 1: what the
+  domain prompt does to ASR; bench/bench_asr.py).
 
 Both are pure functions; tests and ``bench/bench_text.py`` use them.
 """
@@ -102,6 +105,21 @@ def changed_word_rate(originals: list[str], outputs: list[str]) -> tuple[float, 
         changed += len(a) - kept
         total += len(a)
     return (changed / total if total else 0.0), changed, total
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """WER of ``hypothesis`` against ``reference``: word edits over reference words."""
+    ref = _WORD.findall(reference.lower())
+    hyp = _WORD.findall(hypothesis.lower())
+    if not ref:
+        return float(bool(hyp))
+    # One row of the edit-distance table at a time: memory is O(len(hyp)).
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        diagonal, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (r != h))
+    return row[-1] / len(ref)
 
 
 def load_control_sentences(path: Path | str) -> list[str]:
