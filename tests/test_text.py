@@ -351,3 +351,27 @@ def test_real_asr_output_is_cleaned(tmp_path: Path, options: TextOptions) -> Non
         assert 0.0 <= sentence.start_s <= sentence.end_s <= transcript.duration_s
         for concept in sentence.concepts:
             assert concept.concept_id in set(ID_OF.values())
+
+
+def test_noun_phrases_without_a_parser() -> None:
+    from workers.stages.text import noun_phrases
+
+    stop = frozenset({"the", "of", "and", "in", "with", "is", "are", "we", "see", "here"})
+    said = "Here we see the markedly atypical glands of the colon, with prominent nucleoli."
+    tokens = said.split()
+    assert noun_phrases(tokens, stop) == ["atypical glands", "colon", "prominent nucleoli"]
+
+
+def test_concepts_come_from_every_noun_phrase_not_only_top_keywords(options: TextOptions) -> None:
+    """Linking takes the sentence's KB aliases and noun phrases, so a concept in a phrase
+    that RAKE ranks low is still found."""
+    import dataclasses
+
+    narrow = dataclasses.replace(options, max_keywords=1)
+    sentence = (
+        "Big bright purple round shapes fill the whole upper left corner, beside a small bile duct."
+    )
+    result = process(transcript_of([sentence]), narrow)
+    (only,) = result.sentences
+    assert len(only.keywords) == 1 and "bile duct" not in only.keywords
+    assert "bile duct" in {c.name.lower() for c in only.concepts}

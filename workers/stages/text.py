@@ -21,8 +21,10 @@ the same steps without an LLM (an optional LLM corrector can be added later behi
 3. Keywords: RAKE (Rose et al. 2010) over the whole transcript, written here (NLTK data
    cannot be downloaded), with spaCy's English stop words as phrase delimiters; each
    sentence keeps its own candidate phrases ranked by their document score.
-4. Validation: keywords and their 1-3 word sub-phrases are linked to the KB with scispacy's
-   linker (cosine of char 3-gram TF-IDF). A mention made only of ordinary English words
+4. Linking and validation: the mentions are the KB aliases the sentence says as they are,
+   its noun phrases (``noun_phrases``: a parser-free chunker, since no spaCy parser model
+   can be had offline) and its keywords, with their 1-3 word sub-phrases; they are linked
+   to the KB with scispacy's linker (cosine of char 3-gram TF-IDF). A mention made only of ordinary English words
    must score 0.85 rather than ``link_threshold`` (0.6): "area" is 0.69 from
    "portal area", but a garbled medical word is not an English word and links at 0.6-0.7.
    ``is_medical``: at least one validated concept.
@@ -37,6 +39,7 @@ import math
 import re
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -398,16 +401,22 @@ def _merge_hyphens(tokens: list[str], probs: list[float]) -> tuple[list[str], li
     return out, out_probs
 
 
-def lecture_mentions(tokens: list[str], res: _Resources) -> set[str]:
-    """Concept ids whose specific aliases appear as they are in these tokens."""
+def alias_mentions(tokens: list[str], res: _Resources) -> dict[str, str]:
+    """Specific KB aliases that appear as they are in these tokens: {alias: concept id}."""
     words = [w for t in tokens for w in re.findall(r"[a-z0-9]+", t.lower())]
-    found: set[str] = set()
+    found: dict[str, str] = {}
     for i in range(len(words)):
         for n in range(1, min(res.max_alias_words, len(words) - i) + 1):
-            concept = res.specific_aliases.get(" ".join(words[i : i + n]))
+            alias = " ".join(words[i : i + n])
+            concept = res.specific_aliases.get(alias)
             if concept is not None:
-                found.add(concept)
+                found.setdefault(alias, concept)
     return found
+
+
+def lecture_mentions(tokens: list[str], res: _Resources) -> set[str]:
+    """Concept ids whose specific aliases appear as they are in these tokens."""
+    return set(alias_mentions(tokens, res).values())
 
 
 def _add_window(
@@ -674,10 +683,31 @@ def rake_scores(phrase_lists: list[list[str]]) -> dict[str, float]:
 # --- validation -------------------------------------------------------------------------
 
 
-def _mentions(keywords: list[str], stop_words: frozenset[str]) -> list[str]:
-    """Keywords and their 1-3 word sub-phrases, without stop-word edges."""
-    seen: dict[str, None] = {}
-    for phrase in keywords:
+def noun_phrases(tokens: list[str], stop_words: frozenset[str]) -> list[str]:
+    """Shallow noun phrases without a parser (no spaCy parser model can be had offline):
+    runs of content words between closed-class words (spaCy's stop words hold the
+    determiners, pronouns, prepositions, conjunctions and auxiliaries) and punctuation,
+    with adverbs (-ly) trimmed from their edges: "the markedly atypical glands" gives
+    "atypical glands". Lecture speech is mostly such phrases, and a KB term is one."""
+    out: list[str] = []
+    for phrase in rake_phrases(tokens, stop_words, max_words=6):
+        words = phrase.split()
+        while words and words[0].endswith("ly") and len(words[0]) > 4:
+            words.pop(0)
+        while words and words[-1].endswith("ly") and len(words[-1]) > 4:
+            words.pop()
+        if words and len(letters("".join(words))) >= 3:
+            out.append(" ".join(words))
+    return out
+
+
+def _mentions(
+    phrases: list[str], stop_words: frozenset[str], aliases: Iterable[str] = ()
+) -> list[str]:
+    """What the linker is asked about: KB aliases found as they are, then the phrases and
+    their 1-3 word sub-phrases, without stop-word edges."""
+    seen: dict[str, None] = dict.fromkeys(aliases)
+    for phrase in phrases:
         words = phrase.split()
         for n in range(min(3, len(words)), 0, -1):
             for i in range(len(words) - n + 1):
@@ -746,7 +776,14 @@ def process(transcript: Transcript, options: TextOptions | None = None) -> TextR
     for (sentence, tokens, corrections), phrases in zip(corrected, phrase_lists, strict=True):
         keywords = sorted(dict.fromkeys(phrases), key=lambda p: (-scores[p], p))
         keywords = keywords[: options.max_keywords]
-        concepts = validate(_mentions(keywords, res.stop_words), res, options)
+        # Linking (issue 4, item 3): mentions from the KB aliases the sentence says and
+        # from its noun phrases (which include every keyword: validation, item 4).
+        mentions = _mentions(
+            [*keywords, *noun_phrases(tokens, res.stop_words)],
+            res.stop_words,
+            alias_mentions(tokens, res),
+        )
+        concepts = validate(mentions, res, options)
         text = " ".join(tokens)
         sentences.append(
             Sentence(
