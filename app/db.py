@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.settings import get_settings
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pool_size: int = 30) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -29,7 +29,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    engine = create_engine(url, pool_size=10, max_overflow=20, pool_recycle=3600)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=10, pool_recycle=3600)
 
     @event.listens_for(engine, "checkout")
     def _drop_broken(dbapi_conn, _record, _proxy) -> None:  # noqa: ANN001
@@ -47,7 +47,8 @@ def make_engine(url: str) -> Engine:
 
 @functools.lru_cache
 def get_engine() -> Engine:
-    return make_engine(get_settings().database_url)
+    settings = get_settings()
+    return make_engine(settings.database_url, settings.db_pool_size)
 
 
 @functools.lru_cache

@@ -140,3 +140,18 @@ def _statements_of(engine):
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", count)
+
+
+def test_postgres_pool_size_comes_from_the_settings(postgres_url, monkeypatch):
+    from app.settings import get_settings
+
+    monkeypatch.setenv("QUILT_DATABASE_URL", postgres_url)
+    monkeypatch.setenv("QUILT_DB_POOL_SIZE", "7")
+    get_settings.cache_clear()
+    app_db.reset_engine()
+    try:
+        pool = app_db.get_engine().pool
+        assert pool.size() == 7 and pool._max_overflow == 10
+    finally:
+        app_db.reset_engine()
+        get_settings.cache_clear()
