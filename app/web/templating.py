@@ -19,11 +19,16 @@ from app.settings import REPO_ROOT
 from app.web.security import csrf_token
 
 
-def _common(request: Request) -> dict[str, Any]:
+def is_admin(request: Request) -> bool:
+    """The request's logged-in user (set by ``get_current_user``) is an admin."""
     user = getattr(request.state, "user", None)
+    return bool(user and user.role == Role.admin)
+
+
+def _common(request: Request) -> dict[str, Any]:
     return {
-        "user": user,
-        "is_admin": bool(user and user.role == Role.admin),
+        "user": getattr(request.state, "user", None),
+        "is_admin": is_admin(request),
         "csrf_token": csrf_token(request),
         "reject_reasons": list(REJECT_REASON_LABELS.items()),
     }

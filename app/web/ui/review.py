@@ -21,7 +21,7 @@ from app.settings import get_settings
 from app.web import events, queries
 from app.web.deps import AdminUser, CurrentUser
 from app.web.errors import error_response
-from app.web.templating import is_htmx, render
+from app.web.templating import is_admin, is_htmx, render
 from app.web.ui.pair_context import pair_view
 
 router = APIRouter(prefix="/review")
@@ -63,8 +63,11 @@ def _pane(
         "history": review.pair_history(session=session, pair_id=pair.id)
         if pair is not None and mode != "queue"
         else [],
-        # Detail mode: the pair's known answer, if an admin gave it one (gold form).
-        "gold": session.get(GoldAnswer, pair.id) if pair is not None and mode == "detail" else None,
+        # Detail mode, admins only: the pair's known answer, if one was given (gold form).
+        # Reviewers are never told which pairs are gold: their votes on them are scored.
+        "gold": session.get(GoldAnswer, pair.id)
+        if pair is not None and mode == "detail" and is_admin(request)
+        else None,
     }
     return render(request, PAGE, context, partial=PANE, status_code=status_code, headers=headers)
 
