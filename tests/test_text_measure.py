@@ -43,7 +43,7 @@ def options(tmp_path_factory: pytest.TempPathFactory) -> TextOptions:
 
 
 def _lecture(name: str) -> dict:
-    path = DEMO / "lecture.json" if name == "demo" else FIXTURES / "lecture2.json"
+    path = DEMO / "lecture.json" if name == "demo" else FIXTURES / f"{name}.json"
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -74,6 +74,20 @@ def test_second_lecture_key_term_recall(tmp_path: Path, options: TextOptions) ->
     print(f"lecture2 key-term recall: raw {raw:.3f} corrected {corrected:.3f} missed {missed}")
     assert corrected >= 0.9, missed
     assert corrected >= raw + 0.3
+
+
+@pytest.mark.slow
+def test_held_out_lecture_key_term_recall(tmp_path: Path, options: TextOptions) -> None:
+    """A third lecture (lung, breast, lymph node, prostate, brain) written after the stage
+    was tuned and never used to tune it: how the correction generalizes. Measured: raw
+    0.562 -> corrected 0.812 (32 term occurrences). Only the gain is asserted: the 0.9
+    target is for the two lectures above."""
+    spec = _lecture("lecture3")
+    text = " ".join(s["narration"] for s in spec["segments"])
+    video = media.narrated_video(tmp_path, text, name="lecture3.mp4")
+    raw, corrected, missed = _recalls(video, spec, options)
+    print(f"held-out lecture3 key-term recall: raw {raw:.3f} corrected {corrected:.3f} {missed}")
+    assert corrected >= raw + 0.15, missed
 
 
 def test_key_term_recall_measure() -> None:
