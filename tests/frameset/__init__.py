@@ -2,8 +2,9 @@
 
 Nothing here is committed as pixels: ``build()`` makes every frame from the real images the
 tests already have (the stardist H&E sample in tests/data, scikit-image's IHC, astronaut,
-retina, page, coffee, chelsea, rocket, camera, hubble) plus slides and desktop screenshots
-rendered with Pillow, so the set costs no repository space and is identical on every run.
+retina, page, coffee, chelsea, rocket, camera, hubble, and matplotlib's sample portrait of
+Grace Hopper) plus slides and desktop screenshots rendered with Pillow, so the set costs no
+repository space and is identical on every run.
 
 Labels per frame: ``histology`` (histological tissue is on screen), and the impurities the
 Quilt audit counted (Aubreville et al., MIDL 2024): ``face`` (a narrator is visible),
@@ -13,7 +14,8 @@ what can be paired as is.
 
 Positives come from the two histology images under crops, zooms, rotations, JPEG, stain
 jitter in HED space (Tellez et al. 2018's augmentation) and letterboxing into 16:9 video
-frames; impurity frames paste the astronaut's face as a narrator inset, burn in a caption
+frames; impurity frames paste a narrator inset (two identities, taken in turn: the
+astronaut and Grace Hopper), burn in a caption
 or a title, or place the image inside a rendered slide-viewer window. Negatives are text
 slides, photos, a face, a fundus photograph and desktop screenshots without tissue.
 
@@ -22,6 +24,7 @@ Run ``python -m tests.frameset OUT_DIR`` to write the set as PNGs with a labels.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -58,6 +61,22 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     )
 
 
+def _grace_hopper() -> np.ndarray:
+    """matplotlib's sample portrait (a dev dependency), read without importing matplotlib."""
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the frame set needs matplotlib's sample data (pip install '.[dev]')")
+    path = Path(spec.submodule_search_locations[0]) / "mpl-data/sample_data/grace_hopper.jpg"
+    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+# Head-and-shoulders crops of the two narrators (rows, columns).
+NARRATORS = {
+    "astronaut": (slice(20, 300), slice(100, 330)),
+    "hopper": (slice(40, 560), slice(40, 470)),
+}
+
+
 @lru_cache(maxsize=1)
 def sources() -> dict[str, np.ndarray]:
     he = cv2.cvtColor(cv2.imread(str(HE_IMAGE), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
@@ -66,6 +85,7 @@ def sources() -> dict[str, np.ndarray]:
         "he": he,
         "ihc": skimage.data.immunohistochemistry(),
         "astronaut": skimage.data.astronaut(),
+        "hopper": _grace_hopper(),
         "retina": skimage.data.retina(),
         "page": _rgb(skimage.data.page()),
         **{n: _rgb(getattr(skimage.data, n)()) for n in names},
@@ -123,9 +143,12 @@ def stain_jitter(rgb: np.ndarray, rng: np.random.Generator, sigma: float = 0.05)
 # --- impurities -----------------------------------------------------------------------------
 
 
-def narrator_inset(frame: np.ndarray, corner: str = "br", frac: float = 0.3) -> np.ndarray:
-    """The astronaut's head and shoulders pasted as a webcam inset in a corner."""
-    face = sources()["astronaut"][20:300, 100:330]
+def narrator_inset(
+    frame: np.ndarray, corner: str = "br", frac: float = 0.3, who: str = "astronaut"
+) -> np.ndarray:
+    """A narrator's head and shoulders (``NARRATORS``) pasted as a webcam inset in a corner."""
+    rows, cols = NARRATORS[who]
+    face = sources()[who][rows, cols]
     fh, fw = frame.shape[:2]
     ih = round(fh * frac)
     iw = round(ih * face.shape[1] / face.shape[0])
@@ -269,11 +292,14 @@ def build(seed: int = 0) -> list[LabelledFrame]:
         out.append(LabelledFrame(name, view, histology=True, tags=["raw"]))
         out.append(LabelledFrame(f"{name}@720p", letterbox(view), histology=True))
     # Impurities on histology: one of each per source image and a few views.
-    for name, view in views[::4]:
+    for n, (name, view) in enumerate(views[::4]):
         frame = letterbox(view)
         corner = ("br", "tr", "bl")[len(out) % 3]
+        who = ("astronaut", "hopper")[n % 2]
         out.append(
-            LabelledFrame(f"{name}+narrator", narrator_inset(frame, corner), True, face=True)
+            LabelledFrame(
+                f"{name}+narrator", narrator_inset(frame, corner, who=who), True, face=True
+            )
         )
         out.append(LabelledFrame(f"{name}+caption", text_overlay(frame, "bottom"), True, text=True))
         out.append(LabelledFrame(f"{name}+title", text_overlay(frame, "top"), True, text=True))
@@ -290,6 +316,16 @@ def build(seed: int = 0) -> list[LabelledFrame]:
     out.append(LabelledFrame("astronaut", letterbox(src["astronaut"]), False, face=True))
     face_crop = src["astronaut"][0:320, 60:380]
     out.append(LabelledFrame("narrator-closeup", letterbox(face_crop), False, face=True))
+    out.append(LabelledFrame("hopper", letterbox(src["hopper"]), False, face=True))
+    out.append(
+        LabelledFrame(
+            "slide+hopper",
+            narrator_inset(text_slide(2), "tr", who="hopper"),
+            False,
+            face=True,
+            text=True,
+        )
+    )
     out.append(
         LabelledFrame(
             "slide+narrator", narrator_inset(text_slide(1), "br"), False, face=True, text=True
