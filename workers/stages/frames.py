@@ -38,6 +38,7 @@ OpenCV's Haar cascade: the narrator impurity the Quilt audit found).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -480,11 +481,14 @@ def extract(
         last_t = 0.0
         try:
             decoded = sampling.samples(container, stream, options.sample_s, options.cut_threshold)
-            for smp in sampling.prefetched(decoded):
-                last_t = smp.t
-                ex.sample(smp.t, smp.bgr, smp.cut)
-                if progress and info.duration_s > 0:
-                    progress(min(1.0, smp.t / info.duration_s))
+            # closing(): the decode thread is stopped and joined before the container
+            # closes, even when the analysis raises.
+            with contextlib.closing(sampling.prefetched(decoded)) as ahead:
+                for smp in ahead:
+                    last_t = smp.t
+                    ex.sample(smp.t, smp.bgr, smp.cut)
+                    if progress and info.duration_s > 0:
+                        progress(min(1.0, smp.t / info.duration_s))
         except av.error.FFmpegError as exc:
             if ex.samples == 0:
                 raise StageError(f"cannot decode video: {video_path.name}") from exc
