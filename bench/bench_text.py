@@ -62,6 +62,7 @@ def run(n_sentences: int, asr: bool) -> dict:
     medical = [s["narration"] for spec in lectures.values() for s in spec["segments"]]
     # Held out: never used to tune the stage; its recall says how the rules generalize.
     lectures["lecture3_held_out"] = json.loads((FIXTURES / "lecture3.json").read_text())
+    lectures["lecture4"] = json.loads((FIXTURES / "lecture4.json").read_text())
     pool = control + medical
     sentences = (pool * (n_sentences // len(pool) + 1))[:n_sentences]
     options = TextOptions(kb_cache_dir=tempfile.mkdtemp(prefix="kb-"))
@@ -97,7 +98,7 @@ def run(n_sentences: int, asr: bool) -> dict:
         from workers.stages.asr import AsrOptions, transcribe  # noqa: PLC0415
 
         videos = {"demo": REPO_ROOT / "demo" / "lecture.mp4"}
-        for name in ("lecture2", "lecture3_held_out"):
+        for name in ("lecture2", "lecture3_held_out", "lecture4"):
             narration = " ".join(s["narration"] for s in lectures[name]["segments"])
             videos[name] = media.narrated_video(tempfile.mkdtemp(), narration, name=f"{name}.mp4")
         for name, video in videos.items():

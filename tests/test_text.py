@@ -16,7 +16,7 @@ from tests import media
 from workers.knowledge import build_kb
 from workers.knowledge.lexicon import is_english_word
 from workers.knowledge.linker import KnowledgeBaseLinker, build_linker_paths, get_linker
-from workers.knowledge.phonetic import phonetic_key
+from workers.knowledge.phonetic import phonetic_key, similarity_over
 from workers.stages.text import TextOptions, pluralize, process, rake_phrases, rake_scores
 from workers.stages.types import Segment, Transcript, Word
 
@@ -225,6 +225,65 @@ def test_doubted_kb_words_become_the_kb_term_that_keeps_one_of_them(
     # Heard with confidence, KB words are meant as said.
     [sure] = process(_heard(text, {}), options).sentences
     assert sure.corrected_text == text and sure.corrections == []
+
+
+def test_a_kept_word_in_front_lends_its_sounds_but_is_no_match(options: TextOptions) -> None:
+    # tiny.en on lecture4: "In the intramary" ("In the antrum there"): with "the" counted
+    # as matched on both sides it scored 0.785 as "the Antoni B area".
+    text = "In the intramary intestinal metaplasia next to a lymphoid follicle."
+    [kept] = process(_heard(text, {"intramary": 0.45}), options).sentences
+    assert kept.corrected_text == text and kept.corrections == []
+    # The kept word still lends its last sound: the "ch" of "each" is the g of glomerulus.
+    text = "The kidney shows each lamina-yolus with a thick basement membrane."
+    [lent] = process(_heard(text, {"lamina-yolus": 0.3}), options).sentences
+    assert lent.corrected_text == text.replace("lamina-yolus", "glomerulus")
+    assert similarity_over("the abc", "the abd", 3) == pytest.approx(2 / 3)
+    assert similarity_over("abc", "xyz", 2) == 0.0
+
+
+def test_an_open_compound_of_a_term_is_the_term_said_as_it_is(options: TextOptions) -> None:
+    # Whisper writes prefixed words open ("pseudo -palisading"); the window with the word
+    # before it ("shows pseudo-palisading necrosis") was replaced by the closed term.
+    text = "The glioblastoma shows pseudo -palisading necrosis."
+    [sentence] = process(_heard(text, {}), options).sentences
+    assert sentence.corrected_text == "The glioblastoma shows pseudo-palisading necrosis."
+    assert sentence.corrections == []
+    assert ID_OF["pseudopalisading necrosis"] in {c.concept_id for c in sentence.concepts}
+
+
+def test_kb_lists_open_compounds_of_prefixed_words() -> None:
+    words = {"palisading", "necrosis", "nuclear"}
+    assert build_kb.hyphenated_variants("pseudopalisading necrosis", words) == [
+        "pseudo-palisading necrosis"
+    ]
+    assert build_kb.hyphenated_variants("subnuclear", words) == ["sub-nuclear"]
+    assert build_kb.hyphenated_variants("interstitial", words) == []  # "stitial": no word
+    aliases = {e["canonical_name"]: e["aliases"] for e in KB}
+    assert "sub-nuclear vacuoles" in aliases["subnuclear vacuoles"]
+
+
+@pytest.mark.parametrize(
+    ("noisy", "fixed"),
+    [
+        # tiny.en on lecture4; before these terms were in the KB the first became
+        # "lymphoblast", the second "endometrial carcinoma".
+        ("The mass has catered lipoblast and a delicate network.", None),
+        (
+            "The endometrial cure adage shows secretory endometrium.",
+            "The endometrial curettage shows secretory endometrium.",
+        ),
+        (
+            "The endometrium has some nuclear macules and pyral arterials.",
+            "The endometrium has subnuclear vacuoles and spiral arterioles.",
+        ),
+        ("The melanoma shows pagatoid spread.", "The melanoma shows pagetoid spread."),
+    ],
+)
+def test_kb_covers_gynaecological_bone_and_soft_tissue_terms(
+    options: TextOptions, noisy: str, fixed: str | None
+) -> None:
+    [sentence] = process(_heard(noisy, {"some": 0.19}), options).sentences
+    assert sentence.corrected_text == (fixed or noisy)
 
 
 def test_plurals_are_made_for_count_nouns_at_their_head() -> None:

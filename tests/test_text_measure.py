@@ -80,14 +80,30 @@ def test_second_lecture_key_term_recall(tmp_path: Path, options: TextOptions) ->
 def test_held_out_lecture_key_term_recall(tmp_path: Path, options: TextOptions) -> None:
     """A third lecture (lung, breast, lymph node, prostate, brain) written after the stage
     was tuned and never used to tune it: how the correction generalizes. Measured: raw
-    0.562 -> corrected 0.812 (32 term occurrences). Only the gain is asserted: the 0.9
-    target is for the two lectures above."""
+    0.562 -> corrected 0.812 (32 term occurrences); after the work on lecture4, raw 0.594
+    (the KB now lists hyphenated spellings the recognizer writes) -> corrected 0.844. Only
+    the gain is asserted: the 0.9 target is for the two lectures above."""
     spec = _lecture("lecture3")
     text = " ".join(s["narration"] for s in spec["segments"])
     video = media.narrated_video(tmp_path, text, name="lecture3.mp4")
     raw, corrected, missed = _recalls(video, spec, options)
     print(f"held-out lecture3 key-term recall: raw {raw:.3f} corrected {corrected:.3f} {missed}")
     assert corrected >= raw + 0.15, missed
+
+
+@pytest.mark.slow
+def test_tuning_lecture_key_term_recall(tmp_path: Path, options: TextOptions) -> None:
+    """A fourth lecture (stomach, gynaecological, haematopathology, skin, bone, transplant
+    kidney, pancreas) written to tune how the correction generalizes beyond the demo and
+    lecture2. Measured: raw 0.500 -> corrected 0.652 before that work, 0.761 after (46
+    term occurrences; 1 wrong correction left, "chain biopsy" -> skin biopsy)."""
+    spec = _lecture("lecture4")
+    text = " ".join(s["narration"] for s in spec["segments"])
+    video = media.narrated_video(tmp_path, text, name="lecture4.mp4")
+    raw, corrected, missed = _recalls(video, spec, options)
+    print(f"lecture4 key-term recall: raw {raw:.3f} corrected {corrected:.3f} missed {missed}")
+    assert corrected >= 0.72, missed
+    assert corrected >= raw + 0.2
 
 
 def test_key_term_recall_measure() -> None:

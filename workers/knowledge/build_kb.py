@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 from pathlib import Path
 
 from workers.knowledge import kb_terms
@@ -894,6 +895,7 @@ def build_entities() -> list[dict]:
         }
         for surface in names:
             by_surface.setdefault(surface.lower(), key)
+    _add_hyphenated_variants(entities)
     missing = [n for n in [*PROMPT_FIRST, *DEFINITIONS, *KNOWN_CUIS] if n.lower() not in entities]
     if missing:
         raise ValueError(f"names not in the KB: {missing}")
@@ -901,6 +903,59 @@ def build_entities() -> list[dict]:
     head = [entities[n] for n in first]
     rest = [e for k, e in entities.items() if k not in set(first)]
     return head + rest
+
+
+# Combining prefixes that speech and ASR set apart from the stem ("pseudo-palisading",
+# "sub-nuclear", "intra-epithelial": Whisper writes "high -grade", "low -power"); the
+# hyphenated spelling is an alias of the closed one, so that it is found as it is.
+COMBINING_PREFIXES = (
+    "pseudo",
+    "intra",
+    "inter",
+    "peri",
+    "supra",
+    "sub",
+    "hyper",
+    "hypo",
+    "micro",
+    "macro",
+    "multi",
+    "poly",
+    "extra",
+    "neo",
+    "non",
+)
+
+
+def hyphenated_variants(name: str, words: set[str]) -> list[str]:
+    """``name`` with one prefixed word split at its prefix, where the rest of that word is
+    itself a KB word: "pseudopalisading necrosis" -> "pseudo-palisading necrosis"."""
+    parts = name.split(" ")
+    out = []
+    for n, part in enumerate(parts):
+        low = part.lower()
+        for prefix in COMBINING_PREFIXES:
+            rest = low[len(prefix) :]
+            if low.startswith(prefix) and len(rest) >= 4 and rest in words:
+                split = part[: len(prefix)] + "-" + part[len(prefix) :]
+                out.append(" ".join([*parts[:n], split, *parts[n + 1 :]]))
+                break
+    return out
+
+
+def _add_hyphenated_variants(entities: dict[str, dict]) -> None:
+    surfaces = {
+        surface.lower()
+        for e in entities.values()
+        for surface in [e["canonical_name"], *e["aliases"]]
+    }
+    words = {w for surface in surfaces for w in re.findall(r"[a-z]+", surface)}
+    for e in entities.values():
+        for name in [e["canonical_name"], *e["aliases"]]:
+            for variant in hyphenated_variants(name, words):
+                if variant.lower() not in surfaces:
+                    e["aliases"].append(variant)
+                    surfaces.add(variant.lower())
 
 
 def write_kb(path: Path = KB_PATH) -> int:

@@ -224,10 +224,12 @@ _TECHNIQUES = """
 needle biopsy|needle core biopsy
 punch biopsy
 shave biopsy
+endometrial curettage|curettage|endometrial curettings|dilation and curettage
+pancreaticoduodenectomy|Whipple resection|Whipple procedure
 incisional biopsy
 endoscopic biopsy
 wedge biopsy
-bone marrow biopsy|trephine biopsy
+bone marrow biopsy|trephine biopsy|bone marrow trephine|trephine
 bone marrow aspirate
 liver biopsy
 renal biopsy|kidney biopsy
@@ -273,6 +275,14 @@ portal vein|portal veins
 hepatic vein
 space of Disse|perisinusoidal space
 canal of Hering
+foveolar epithelium|gastric foveolar epithelium|surface foveolar epithelium
+spiral arteriole|spiral arterioles|spiral artery|spiral arteries
+renal allograft|kidney allograft|renal transplant|kidney transplant|transplanted kidney
+femur|femoral
+tibia|tibial
+humerus|humeral
+fibula
+vertebral body|vertebra|vertebrae
 bile canaliculus|bile canaliculi
 zone 1|periportal zone
 zone 3|centrilobular zone|perivenular zone
@@ -596,6 +606,7 @@ band neutrophil|band form
 erythroblast|normoblast
 reticulocyte
 lymphoblast
+lipoblast|lipoblasts
 plasmablast
 blast cell|blasts
 hairy cell
@@ -1134,6 +1145,9 @@ IgG4-related disease
 graft-versus-host disease|GVHD
 transplant rejection|rejection
 acute cellular rejection
+chronic active gastritis|active chronic gastritis
+high-grade squamous intraepithelial lesion|HSIL
+low-grade squamous intraepithelial lesion|LSIL
 antibody-mediated rejection
 diabetes mellitus
 obesity
@@ -1762,6 +1776,12 @@ fibrinous exudate
 purulent exudate|suppuration
 abscess formation
 chronic active inflammation
+pagetoid spread|pagetoid scatter|pagetoid
+subnuclear vacuoles|subnuclear vacuolation
+supranuclear vacuoles
+hypercellular|hypercellularity
+hypocellular|hypocellularity
+acinar atrophy|atrophy of acini
 granulomatous reaction
 foreign body reaction
 healing|tissue repair
@@ -1892,6 +1912,8 @@ EXTRA_GROUPS: list[tuple[str, str]] = [
 # A few of the lines above are not of their group's type.
 EXTRA_TYPE_OF: dict[str, str] = {
     "Candida esophagitis": T_DISEASE,
+    "foveolar epithelium": T_TISSUE,
+    "acinar atrophy": T_PATHFN,
     "fungal hyphae": T_FUNGUS,
     "yeast": T_FUNGUS,
     "pseudohyphae": T_FUNGUS,

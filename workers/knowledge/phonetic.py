@@ -106,6 +106,13 @@ def similarity(a: str, b: str) -> float:
     return 1.0 - levenshtein(a, b) / max(len(a), len(b))
 
 
+def similarity_over(a: str, b: str, length: int) -> float:
+    """1 - edit distance / ``length``, floored at 0: a similarity over part of the strings."""
+    if length <= 0:
+        return 1.0 if a == b else 0.0
+    return max(0.0, 1.0 - levenshtein(a, b) / length)
+
+
 def sounds_like(a: str, b: str) -> float:
     """How much two strings sound alike, ignoring spaces and case: 0..1."""
     return _combine(
@@ -205,8 +212,21 @@ class TermMatcher:
                 if not 0.6 <= ratio <= 1.6:
                     continue
                 if head:
-                    letter_sim = similarity(full_letters, head_letters + self._letters[i])
-                    key_sim = similarity(full_key, phonetic_key(f"{head} {self.terms[i]}"))
+                    # The kept word lends its sounds to the term, but its own letters,
+                    # the same on both sides, are no evidence: the edit distance with it
+                    # in front is taken over the lengths of the window and the term
+                    # alone, or any short window would gain by the shared word ("the
+                    # intramary" is not "the Antoni B area").
+                    letter_sim = similarity_over(
+                        full_letters,
+                        head_letters + self._letters[i],
+                        max(len(text_letters), len(self._letters[i])),
+                    )
+                    key_sim = similarity_over(
+                        full_key,
+                        phonetic_key(f"{head} {self.terms[i]}"),
+                        max(len(key), len(self._keys[i])),
+                    )
                 else:
                     letter_sim = similarity(text_letters, self._letters[i])
                     key_sim = similarity(key, self._keys[i])

@@ -378,6 +378,11 @@ def _stem(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
+def _closed_words(text: str) -> list[str]:
+    """Words with hyphenated compounds closed up: "pseudo-palisading" is "pseudopalisading"."""
+    return [_stem(w) for w in re.findall(r"[a-z]+", text.lower().replace("-", ""))]
+
+
 def _contains(hay: list[str], needle: list[str]) -> bool:
     n = len(needle)
     return any(hay[i : i + n] == needle for i in range(len(hay) - n + 1))
@@ -559,8 +564,12 @@ def correct_tokens(
             continue
         term_words = [_stem(w) for w in re.findall(r"[a-z]+", match.term.lower())]
         said_words = [_stem(w) for w in re.findall(r"[a-z]+", text.lower())]
-        if _contains(said_words, term_words):
-            continue  # the term is said as it is, next to another word: keep that word
+        if _contains(said_words, term_words) or _contains(
+            _closed_words(text), _closed_words(match.term)
+        ):
+            # The term is said as it is (or with a compound written open, "shows
+            # pseudo-palisading necrosis"), next to another word: keep that word.
+            continue
         if english:
             if match.key_length < options.english_min_key_length:
                 continue
