@@ -95,6 +95,9 @@ def _pair(
         histology_score=0.9,
         is_histology=True,
         magnification=20,
+        magnification_confidence=0.7,
+        flags={"face": True, "text_overlay": False, "quality": {"ok": True}},
+        crop_box=[0, 0, 24, 24],
     )
     session.add(frame)
     session.flush()
@@ -114,6 +117,7 @@ def _pair(
         umls=["C0018188", "C0205082"],
         keywords=["granuloma", "giant cells"],
         magnification=20,
+        subpathology="granulomatous" if n % 2 else None,
         scores={"time": 0.8},
         confidence=0.75,
         status=status,
@@ -220,6 +224,10 @@ def test_release_freezes_approved_pairs_in_every_format(session: Session, settin
         assert metadata["reviewed_at"] == "2025-05-01T12:00:00+00:00"
         assert metadata["med_umls_ids"] == ["C0018188", "C0205082"]
         assert (metadata["width"], metadata["height"]) == (32, 24)
+        # What the frames stage and the reviewer said of the image travels with it.
+        assert metadata["histology_score"] == 0.9 and metadata["magnification_confidence"] == 0.7
+        assert metadata["frame_flags"]["face"] is True and metadata["crop_box"] == [0, 0, 24, 24]
+        assert metadata["subpathology"] == (pair.subpathology or "")
         # Local file paths are not published.
         assert metadata["source_url"] == (
             "" if pair.video_id == seeded["approved"][2].video_id else pair.video.source_url
@@ -233,6 +241,7 @@ def test_release_freezes_approved_pairs_in_every_format(session: Session, settin
     for row in table.to_pylist():
         data = by_key[row["key"]].data
         assert row["keywords"] == data["keywords"] and row["caption"] == data["caption"]
+        assert row["subpathology"] == data["subpathology"] and row["histology_score"] == 0.9
         assert row["reviewed_at"] == dt.datetime(2025, 5, 1, 12, 0, tzinfo=dt.UTC)
 
     # metadata.csv: the same columns, lists JSON-encoded.

@@ -15,7 +15,7 @@ from typing import Any
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 # Columns of metadata.parquet and metadata.csv, in order. KEY.json holds these and more
-# (pair_key, frame_id, scores).
+# (pair_key, frame_id, scores, and the frame's impurity and quality flags and crop box).
 METADATA_COLUMNS: tuple[str, ...] = (
     "key",
     "image_path",
@@ -27,6 +27,9 @@ METADATA_COLUMNS: tuple[str, ...] = (
     "med_umls_ids",
     "keywords",
     "magnification",
+    "magnification_confidence",
+    "subpathology",
+    "histology_score",
     "split",
     "video_id",
     "video_title",

@@ -22,6 +22,8 @@ _TYPES: dict[str, pa.DataType] = {
     "med_umls_ids": pa.list_(pa.string()),
     "keywords": pa.list_(pa.string()),
     "magnification": pa.int32(),
+    "magnification_confidence": pa.float64(),
+    "histology_score": pa.float64(),
     "video_id": pa.int64(),
     "start_s": pa.float64(),
     "end_s": pa.float64(),

@@ -47,7 +47,7 @@ from app.exporters.webdataset import (
     shard_relpath,
 )
 from app.media import media_path, resolve_inside
-from app.models import Pair, PairStatus, Release, ReleaseItem, User, Video, utcnow
+from app.models import Frame, Pair, PairStatus, Release, ReleaseItem, User, Video, utcnow
 from app.services import audit
 from app.settings import get_settings
 
@@ -251,6 +251,7 @@ def _snapshot(*, session: Session) -> list[Row]:
             Pair.umls,
             Pair.keywords,
             Pair.magnification,
+            Pair.subpathology,
             Pair.scores,
             Pair.confidence,
             Pair.reviewed_at,
@@ -258,9 +259,14 @@ def _snapshot(*, session: Session) -> list[Row]:
             Video.source_url,
             Video.source_kind,
             User.username.label("reviewed_by"),
+            Frame.histology_score,
+            Frame.magnification_confidence,
+            Frame.flags.label("frame_flags"),
+            Frame.crop_box,
         )
         .join(Video, Video.id == Pair.video_id)
         .outerjoin(User, User.id == Pair.reviewed_by_id)
+        .outerjoin(Frame, Frame.id == Pair.frame_id)
         .where(Pair.status == PairStatus.approved)
         .order_by(Pair.id)
     )
@@ -344,7 +350,8 @@ def _load_jpeg(image_path: str) -> tuple[bytes, int, int]:
 def _frozen_data(
     row: Row, *, key: str, split: str, shard: str, image: bytes, width: int, height: int
 ) -> dict[str, Any]:
-    """The pair as it is at release time: METADATA_COLUMNS plus pair_key, frame_id, scores."""
+    """The pair as it is at release time: METADATA_COLUMNS plus pair_key, frame_id, scores,
+    frame_flags and crop_box."""
     return {
         "key": key,
         "image_path": image_ref(shard, key),
@@ -356,6 +363,9 @@ def _frozen_data(
         "med_umls_ids": _strings(row.umls),
         "keywords": _strings(row.keywords),
         "magnification": row.magnification,
+        "magnification_confidence": row.magnification_confidence,
+        "subpathology": row.subpathology or "",
+        "histology_score": row.histology_score,
         "split": split,
         "video_id": row.video_id,
         "video_title": row.video_title or "",
@@ -372,6 +382,10 @@ def _frozen_data(
         "pair_key": row.pair_key,
         "frame_id": row.frame_id,
         "scores": row.scores or {},
+        # What the frames stage saw in the image (impurities, quality) and the crop it
+        # took to cut them away: for filtering a release without re-running the pipeline.
+        "frame_flags": row.frame_flags or {},
+        "crop_box": row.crop_box,
     }
 
 
