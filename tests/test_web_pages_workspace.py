@@ -515,3 +515,44 @@ def test_reviewers_cannot_mark_gold(reviewer, session):
     assert review.get_pair(session=session, pair_id=pair.id).status == PairStatus.pending
     no_token = reviewer.post(f"/review/pairs/{pair.id}/gold", data={"decision": "approve"})
     assert no_token.status_code == 403
+
+
+# --- what the frames stage saw -------------------------------------------------------
+
+
+def test_pair_view_shows_what_the_frames_stage_saw(reviewer, session):
+    from app.models import Frame
+
+    video = make_video(session)
+    frame = Frame(
+        video_id=video.id,
+        image_path="frames/1/0001.jpg",
+        t_s=66.0,
+        start_s=62.0,
+        end_s=70.5,
+        width=640,
+        height=360,
+        histology_score=0.934,
+        is_histology=True,
+        flags={
+            "face": True,
+            "text_overlay": False,
+            "quality": {"ok": False, "reasons": ["blur < 20"]},
+            "fallback": "sharpest_moving",
+        },
+        crop_box=[0, 0, 500, 360],
+    )
+    session.add(frame)
+    session.commit()
+    pair = make_pair(session, video, frame_id=frame.id)
+    page = reviewer.get(f"/review/pairs/{pair.id}")
+    assert page.status_code == 200
+    notes = page.text.split('class="chips frame-notes"', 1)[1].split("</ul>", 1)[0]
+    assert "narrator in the lecture frame" in notes
+    assert "cropped to the tissue around them" in notes
+    assert "quality: blur &lt; 20" in notes  # escaped
+    assert "no stable view" in notes and "histology score 0.93" in notes
+    assert "text overlay" not in notes
+    # A pair without a frame row (an older pair, or the frame was deleted) shows none.
+    bare = make_pair(session, video)
+    assert "frame-notes" not in reviewer.get(f"/review/pairs/{bare.id}").text

@@ -74,6 +74,33 @@ def magnification_choices(current: int | None) -> list[tuple[int, str]]:
     return choices
 
 
+# The frames stage's impurity flags, as the reviewer reads them (workers/vision/impurities).
+_IMPURITY_NOTES = {
+    "face": "narrator in the lecture frame",
+    "text_overlay": "text overlay in the lecture frame",
+    "desktop": "desktop or slide software in the lecture frame",
+}
+
+
+def frame_notes(frame: models.Frame | None) -> list[str]:
+    """What the frames stage saw in the pair's image, in a few words each: impurities it
+    cropped away, quality warnings, its histology score. The reviewer checks the crop
+    and the image against these (reject reasons "narrator / desktop / text overlay" and
+    "poor image quality")."""
+    if frame is None:
+        return []
+    flags = frame.flags or {}
+    notes = [text for flag, text in _IMPURITY_NOTES.items() if flags.get(flag)]
+    if frame.crop_box:
+        notes.append("cropped to the tissue" + (" around them" if notes else ""))
+    quality = flags.get("quality") or {}
+    notes += [f"quality: {reason}" for reason in quality.get("reasons") or [] if reason]
+    if flags.get("fallback"):
+        notes.append("no stable view: sharpest frame of a pan")
+    notes.append(f"histology score {frame.histology_score:.2f}")
+    return notes
+
+
 def pair_view(session: Session, pair: Pair) -> dict[str, Any]:
     """Template context for the parts of the pair view that are not plain pair fields."""
     concepts = knowledge.concepts_of(pair.umls)
@@ -103,4 +130,7 @@ def pair_view(session: Session, pair: Pair) -> dict[str, Any]:
         "subpathologies": SUBPATHOLOGIES,
         "magnifications": magnification_choices(pair.magnification),
         "magnification_label": magnification_label(pair.magnification),
+        "frame_notes": frame_notes(session.get(models.Frame, pair.frame_id))
+        if pair.frame_id
+        else [],
     }
