@@ -57,6 +57,15 @@ def _recalls(video: Path, spec: dict, options: TextOptions) -> tuple[float, floa
     return raw, corrected, missed
 
 
+def _narrated_recalls(
+    name: str, tmp_path: Path, options: TextOptions
+) -> tuple[float, float, list[str]]:
+    """A fixture lecture narrated with espeak-ng here, then measured as ``_recalls``."""
+    spec = _lecture(name)
+    text = " ".join(s["narration"] for s in spec["segments"])
+    return _recalls(media.narrated_video(tmp_path, text, name=f"{name}.mp4"), spec, options)
+
+
 @pytest.mark.slow
 def test_demo_key_term_recall(options: TextOptions) -> None:
     raw, corrected, missed = _recalls(DEMO / "lecture.mp4", _lecture("demo"), options)
@@ -67,10 +76,7 @@ def test_demo_key_term_recall(options: TextOptions) -> None:
 
 @pytest.mark.slow
 def test_second_lecture_key_term_recall(tmp_path: Path, options: TextOptions) -> None:
-    spec = _lecture("lecture2")
-    text = " ".join(s["narration"] for s in spec["segments"])
-    video = media.narrated_video(tmp_path, text, name="lecture2.mp4")
-    raw, corrected, missed = _recalls(video, spec, options)
+    raw, corrected, missed = _narrated_recalls("lecture2", tmp_path, options)
     print(f"lecture2 key-term recall: raw {raw:.3f} corrected {corrected:.3f} missed {missed}")
     assert corrected >= 0.9, missed
     assert corrected >= raw + 0.3
@@ -83,10 +89,7 @@ def test_held_out_lecture_key_term_recall(tmp_path: Path, options: TextOptions) 
     0.562 -> corrected 0.812 (32 term occurrences); after the work on lecture4, raw 0.594
     (the KB now lists hyphenated spellings the recognizer writes) -> corrected 0.844. Only
     the gain is asserted: the 0.9 target is for the two lectures above."""
-    spec = _lecture("lecture3")
-    text = " ".join(s["narration"] for s in spec["segments"])
-    video = media.narrated_video(tmp_path, text, name="lecture3.mp4")
-    raw, corrected, missed = _recalls(video, spec, options)
+    raw, corrected, missed = _narrated_recalls("lecture3", tmp_path, options)
     print(f"held-out lecture3 key-term recall: raw {raw:.3f} corrected {corrected:.3f} {missed}")
     assert corrected >= raw + 0.15, missed
 
@@ -97,10 +100,7 @@ def test_tuning_lecture_key_term_recall(tmp_path: Path, options: TextOptions) ->
     kidney, pancreas) written to tune how the correction generalizes beyond the demo and
     lecture2. Measured: raw 0.500 -> corrected 0.652 before that work, 0.761 after (46
     term occurrences; 1 wrong correction left, "chain biopsy" -> skin biopsy)."""
-    spec = _lecture("lecture4")
-    text = " ".join(s["narration"] for s in spec["segments"])
-    video = media.narrated_video(tmp_path, text, name="lecture4.mp4")
-    raw, corrected, missed = _recalls(video, spec, options)
+    raw, corrected, missed = _narrated_recalls("lecture4", tmp_path, options)
     print(f"lecture4 key-term recall: raw {raw:.3f} corrected {corrected:.3f} missed {missed}")
     assert corrected >= 0.72, missed
     assert corrected >= raw + 0.2
