@@ -31,7 +31,6 @@ import io
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -49,12 +48,6 @@ PG_ADMIN_URL = os.environ.get(
     "QUILT_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 PASSWORD = "bench-password-42"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def load(url: str, n_pairs: int, n_reviewers: int, n_videos: int = 1000) -> float:
@@ -366,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from app.migrate import upgrade  # noqa: PLC0415
+    from tests.live_server import free_port, wait_until_up  # noqa: PLC0415
 
     name = f"quilt_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -377,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         upgrade(url)
         load_s = load(url, args.pairs, args.reviewers)
         print(f"loaded {args.pairs:,} pairs in {load_s:.1f} s (COPY)", flush=True)
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "QUILT_DATABASE_URL": url,
@@ -408,13 +402,7 @@ def main(argv: list[str] | None = None) -> int:
             env=env,
         )
         base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/login", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.1)
-        else:
-            raise SystemExit("uvicorn did not start")
+        wait_until_up(f"{base}/login", server)
         report: dict[str, object] = {
             "pairs": args.pairs,
             "reviewers": args.reviewers,

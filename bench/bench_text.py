@@ -32,21 +32,8 @@ if str(REPO_ROOT) not in sys.path:
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
 
 
-def _transcript(sentences: list[str]):  # -> Transcript
-    from workers.stages.types import Segment, Transcript, Word  # noqa: PLC0415
-
-    segments, t = [], 0.0
-    for i, sentence in enumerate(sentences):
-        words = []
-        for token in sentence.split():
-            words.append(Word(" " + token, round(t, 3), round(t + 0.3, 3), 0.9))
-            t += 0.35
-        segments.append(Segment(i, words[0].start, words[-1].end, sentence, words))
-        t += 1.5
-    return Transcript("en", 1.0, round(t, 3), segments)
-
-
 def run(n_sentences: int, asr: bool) -> dict:
+    from tests.test_text import transcript_of  # noqa: PLC0415 - word timings, as the tests
     from workers.stages.text import TextOptions, _resources, process  # noqa: PLC0415
     from workers.text.measure import (  # noqa: PLC0415
         changed_word_rate,
@@ -70,9 +57,9 @@ def run(n_sentences: int, asr: bool) -> dict:
     started = time.perf_counter()
     res = _resources(options)
     setup_s = time.perf_counter() - started
-    process(_transcript(pool[:20]), options)  # warm-up
+    process(transcript_of(pool[:20]), options)  # warm-up
 
-    transcript = _transcript(sentences)
+    transcript = transcript_of(sentences)
     started = time.perf_counter()
     result = process(transcript, options)
     stage_s = time.perf_counter() - started
@@ -82,7 +69,7 @@ def run(n_sentences: int, asr: bool) -> dict:
     res.linker.link(mentions, threshold=options.link_threshold)
     link_s = time.perf_counter() - started
 
-    alone = process(_transcript(control), options)
+    alone = process(transcript_of(control), options)
     rate, changed, total = changed_word_rate(control, [s.corrected_text for s in alone.sentences])
     report = {
         "sentences": len(result.sentences),

@@ -51,7 +51,7 @@ import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from workers.stages.histology import HistologyDetector, StainRuleDetector, downscale
+from workers.stages.histology import HistologyDetector, StainRuleDetector
 from workers.stages.types import FramesResult, KeptFrame, StageError
 from workers.vision import dedup, impurities, magnification, sampling, tissue
 
@@ -270,7 +270,7 @@ class _Extractor:
     def sample(self, t: float, bgr: np.ndarray, cut: bool = False) -> None:
         self.samples += 1
         self.cuts += int(cut)
-        small = downscale(bgr)
+        small = tissue.downscale(bgr)
         score = self._score(small, cut)
         if score < self.o.histology_threshold:
             self.close_chunk(t)

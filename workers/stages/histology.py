@@ -5,7 +5,7 @@ this module scores a frame with a documented colour-and-texture rule over what s
 tissue looks like through a microscope, and exposes it behind the small ``HistologyDetector``
 protocol so a learned ensemble can replace or join it without touching ``frames.py``.
 
-Features, computed on the frame downscaled to ``ANALYSIS_SIDE`` px (long side):
+Features, computed on the frame downscaled to ``tissue.ANALYSIS_SIDE`` px (long side):
 
 - ``tissue_frac``: share of the frame that is coloured "tissue": neither slide-white
   (value >= 0.97), nor letterbox-black (value <= 0.12), nor grey (saturation <= 0.06).
@@ -68,7 +68,8 @@ import cv2
 import numpy as np
 from skimage.color import rgb2hed
 
-ANALYSIS_SIDE = 320
+from workers.vision.tissue import downscale, tissue_region
+
 _TILE = 16
 
 
@@ -98,16 +99,6 @@ class HistologyFeatures:
 def _smoothstep(x: float, lo: float, hi: float) -> float:
     t = min(max((x - lo) / (hi - lo), 0.0), 1.0)
     return t * t * (3.0 - 2.0 * t)
-
-
-def downscale(image: np.ndarray, side: int = ANALYSIS_SIDE) -> np.ndarray:
-    """Resize so the long side is ``side`` px (never upscale); INTER_AREA keeps texture."""
-    h, w = image.shape[:2]
-    scale = side / max(h, w)
-    if scale >= 1.0:
-        return image
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def _texture_frac(gray: np.ndarray, tissue: np.ndarray) -> float:
@@ -221,8 +212,6 @@ class StainRuleDetector:
         here. The blobs must fill half of their box (a viewer pane or a slide image fills
         65-85% of it; scattered blobs of a photo, such as skimage's rocket, 36%), and no
         face may show (skin passes the stain colours)."""
-        from workers.vision.tissue import tissue_region  # noqa: PLC0415 - avoids an import cycle
-
         mask, _ = tissue_region(rgb)
         if mask.mean() < 0.05:
             return 0.0

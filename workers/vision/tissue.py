@@ -32,11 +32,12 @@ import cv2
 import numpy as np
 
 Box = tuple[int, int, int, int]  # x, y, w, h
-ANALYSIS_SIDE = 320  # as histology.ANALYSIS_SIDE (not imported: histology imports this module)
+# Long side, px, of the image the analyses run on (tissue mask, histology detector).
+ANALYSIS_SIDE = 320
 
 
 def downscale(image: np.ndarray, side: int = ANALYSIS_SIDE) -> np.ndarray:
-    """Long side to ``side`` px (never upscale), INTER_AREA."""
+    """Resize so the long side is ``side`` px (never upscale); INTER_AREA keeps texture."""
     h, w = image.shape[:2]
     scale = side / max(h, w)
     if scale >= 1.0:
