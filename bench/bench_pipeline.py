@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from app.settings import get_settings  # noqa: PLC0415
     from workers.pipeline import run_pipeline  # noqa: PLC0415
-    from workers.stages.types import StageError  # noqa: PLC0415
+    from workers.types import StageError  # noqa: PLC0415
 
     settings = get_settings()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:

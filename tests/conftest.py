@@ -20,7 +20,7 @@ os.environ["QUILT_ENVIRONMENT"] = "test"
 os.environ["QUILT_SECRET_KEY"] = "test-secret-key-not-for-production"
 
 from app import db as app_db  # noqa: E402
-from app import queue as app_queue  # noqa: E402
+from app import broker as app_broker  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from app.models import Base  # noqa: E402
 from app.settings import REPO_ROOT, Settings, get_settings  # noqa: E402
@@ -83,14 +83,14 @@ def settings(
     monkeypatch.setenv("QUILT_VAR_DIR", str(tmp_path / "var"))
     get_settings.cache_clear()
     app_db.reset_engine()
-    app_queue.client.cache_clear()
+    app_broker.client.cache_clear()
     current = get_settings()
     current.media_root.mkdir(parents=True, exist_ok=True)
     current.releases_root.mkdir(parents=True, exist_ok=True)
     yield current
     app_db.reset_engine()
     get_settings.cache_clear()
-    app_queue.client.cache_clear()
+    app_broker.client.cache_clear()
 
 
 @pytest.fixture

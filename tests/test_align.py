@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from workers.stages.align import AlignOptions, align
-from workers.stages.types import Concept, FramesResult, KeptFrame, Sentence, TextResult
+from workers.types import Concept, FramesResult, KeptFrame, Sentence, TextResult
 
 COLON = Concept("C0009368", "Colon", ["T023"], "colon", 0.97)
 GLAND = Concept("C1285092", "Gland", ["T023"], "glands", 0.91)

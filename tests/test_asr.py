@@ -21,7 +21,7 @@ from workers.stages.asr import (
     resolve_device,
     transcribe,
 )
-from workers.stages.types import StageError, Transcript
+from workers.types import StageError, Transcript
 
 LECTURE = (
     "This section is stained with hematoxylin and eosin. Here you can see the lamina "

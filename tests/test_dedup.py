@@ -9,7 +9,7 @@ from sqlalchemy import insert, select
 
 from app.models import Frame, FrameHashBand, Video
 from workers import persist
-from workers.stages.types import FramesResult, KeptFrame
+from workers.types import FramesResult, KeptFrame
 from workers.vision import dedup
 
 

@@ -11,7 +11,7 @@ import pytest
 from tests import media
 from tests.conftest import DEMO_TRUTH, DEMO_VIDEO
 from workers.stages import fetch
-from workers.stages.types import StageError
+from workers.types import StageError
 
 
 def test_probe_demo_lecture() -> None:

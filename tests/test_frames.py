@@ -20,8 +20,8 @@ import skimage.data
 
 from workers.stages import frames as frames_stage
 from workers.stages.frames import FramesOptions, extract, phash, phash_distance
-from workers.stages.histology import StainRuleDetector, features
-from workers.stages.types import StageError
+from workers.vision.histology import StainRuleDetector, features
+from workers.types import StageError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_VIDEO = REPO_ROOT / "demo" / "lecture.mp4"

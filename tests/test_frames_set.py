@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.frameset import LabelledFrame, build, letterbox, sources, zoom
-from workers.stages.histology import StainRuleDetector
+from workers.vision.histology import StainRuleDetector
 from workers.vision import impurities, magnification, tissue
 
 THRESHOLD = 0.5

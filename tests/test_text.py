@@ -18,7 +18,7 @@ from workers.knowledge.lexicon import is_english_word
 from workers.knowledge.linker import KnowledgeBaseLinker, build_linker_paths, get_linker
 from workers.knowledge.phonetic import phonetic_key, similarity_over
 from workers.stages.text import TextOptions, pluralize, process, rake_phrases, rake_scores
-from workers.stages.types import Segment, Transcript, Word
+from workers.types import Segment, Transcript, Word
 
 KB_PATH = build_kb.KB_PATH
 KB = [json.loads(line) for line in KB_PATH.read_text(encoding="utf-8").splitlines()]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from celery import Celery
 from celery.signals import worker_process_init
 
-from app.queue import celery_config
+from app.broker import celery_config
 from app.settings import get_settings
 
 celery_app = Celery("quilt", include=["workers.tasks"])

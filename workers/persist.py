@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.media import media_root, relative_to_media, video_dir
 from app.models import Frame, FrameHashBand, Pair, PairStatus, Review, TranscriptSegment, Video
-from workers.stages.types import (
+from workers.types import (
     AlignResult,
     Concept,
     Correction,

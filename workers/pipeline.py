@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workers.stages.types import (
+from workers.types import (
     AlignedPair,
     AlignResult,
     FramesResult,

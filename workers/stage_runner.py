@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from app.db import session_scope
 from app.models import STAGE_ORDER, StageName, StageStatus, Video, VideoStatus, utcnow
 from app.services.stages import ensure_stage_rows, stage_run
-from workers.stages.types import StageError
+from workers.types import StageError
 
 _logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from app.settings import get_settings
 from workers import persist
 from workers.celery_app import celery_app
 from workers.stage_runner import run_stage
-from workers.stages.types import StageError
+from workers.types import StageError
 
 _logger = logging.getLogger(__name__)
 

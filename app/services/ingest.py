@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlparse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import queue
+from app import broker
 from app.media import new_upload_path, safe_filename
 from app.models import Channel, User, Video, VideoStatus
 from app.services import audit
@@ -77,7 +77,7 @@ def queue_url(
         )
         session.commit()
         if enqueue:
-            queue.enqueue(queue.TASK_EXPAND_SOURCE, channel.id)
+            broker.enqueue(broker.TASK_EXPAND_SOURCE, channel.id)
         return channel
     video = Video(
         source_kind=source_kind, source_url=url, title=url, created_by_id=user.id if user else None
@@ -141,7 +141,7 @@ def requeue_video(*, session: Session, video: Video, user: User | None) -> Video
     reset_stage_rows(session, video)
     audit.record(session=session, user=user, action="video.requeue", target=f"video:{video.id}")
     session.commit()
-    queue.enqueue(queue.TASK_FETCH, video.id)
+    broker.enqueue(broker.TASK_FETCH, video.id)
     return video
 
 
@@ -160,5 +160,5 @@ def _add_and_enqueue(
     )
     session.commit()
     if enqueue:
-        queue.enqueue(queue.TASK_FETCH, video.id)
+        broker.enqueue(broker.TASK_FETCH, video.id)
     return video

@@ -32,7 +32,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from workers.stages.types import Concept
+from workers.types import Concept
 
 _logger = logging.getLogger(__name__)
 

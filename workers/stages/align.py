@@ -43,7 +43,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from workers.stages.types import (
+from workers.types import (
     AlignedPair,
     AlignResult,
     FramesResult,

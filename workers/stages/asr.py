@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from workers.stages.types import Segment, StageError, Transcript, Word
+from workers.types import Segment, StageError, Transcript, Word
 
 _logger = logging.getLogger(__name__)
 

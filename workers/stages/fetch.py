@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from workers.stages.types import ProbeResult, SourceEntry, StageError
+from workers.types import ProbeResult, SourceEntry, StageError
 
 _logger = logging.getLogger(__name__)
 

@@ -51,8 +51,8 @@ import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from workers.stages.histology import HistologyDetector, StainRuleDetector
-from workers.stages.types import FramesResult, KeptFrame, StageError
+from workers.vision.histology import HistologyDetector, StainRuleDetector
+from workers.types import FramesResult, KeptFrame, StageError
 from workers.vision import dedup, impurities, magnification, sampling, tissue
 
 if TYPE_CHECKING:

@@ -46,7 +46,7 @@ from typing import Any
 from workers.knowledge.lexicon import is_english_word
 from workers.knowledge.linker import KnowledgeBaseLinker, get_linker
 from workers.knowledge.phonetic import LETTER_WEIGHT, TermMatcher, letters, sounds_like
-from workers.stages.types import Concept, Correction, Sentence, TextResult, Transcript
+from workers.types import Concept, Correction, Sentence, TextResult, Transcript
 from workers.text.extract import SentenceView, llm_extract, rule_extract
 from workers.text.llm import LlmConfig
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from workers.stages.types import KeptFrame
+    from workers.types import KeptFrame
 
 BANDS = 4
 BAND_BITS = 64 // BANDS
