@@ -21,54 +21,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from app.settings import get_settings
+from workers.knowledge.semantic_types import SEMANTIC_TYPES
 
 _logger = logging.getLogger(__name__)
-
-# UMLS semantic types that occur in histopathology KBs (names from the UMLS Semantic
-# Network); an unknown code is shown as the code itself.
-SEMANTIC_TYPES: dict[str, str] = {
-    "T004": "Fungus",
-    "T005": "Virus",
-    "T007": "Bacterium",
-    "T017": "Anatomical Structure",
-    "T018": "Embryonic Structure",
-    "T019": "Congenital Abnormality",
-    "T020": "Acquired Abnormality",
-    "T022": "Body System",
-    "T023": "Body Part, Organ, or Organ Component",
-    "T024": "Tissue",
-    "T025": "Cell",
-    "T026": "Cell Component",
-    "T029": "Body Location or Region",
-    "T030": "Body Space or Junction",
-    "T031": "Body Substance",
-    "T033": "Finding",
-    "T037": "Injury or Poisoning",
-    "T046": "Pathologic Function",
-    "T047": "Disease or Syndrome",
-    "T048": "Mental or Behavioral Dysfunction",
-    "T049": "Cell or Molecular Dysfunction",
-    "T059": "Laboratory Procedure",
-    "T060": "Diagnostic Procedure",
-    "T061": "Therapeutic or Preventive Procedure",
-    "T074": "Medical Device",
-    "T080": "Qualitative Concept",
-    "T081": "Quantitative Concept",
-    "T082": "Spatial Concept",
-    "T109": "Organic Chemical",
-    "T116": "Amino Acid, Peptide, or Protein",
-    "T121": "Pharmacologic Substance",
-    "T123": "Biologically Active Substance",
-    "T125": "Hormone",
-    "T126": "Enzyme",
-    "T129": "Immunologic Factor",
-    "T130": "Indicator, Reagent, or Diagnostic Aid",
-    "T184": "Sign or Symptom",
-    "T190": "Anatomical Abnormality",
-    "T191": "Neoplastic Process",
-    "T192": "Receptor",
-    "T204": "Eukaryote",
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +35,7 @@ class Concept:
 
     @property
     def type_names(self) -> list[str]:
-        return [SEMANTIC_TYPES.get(t, t) for t in self.types]
+        return [SEMANTIC_TYPES.get(t, t) for t in self.types]  # an unknown code as itself
 
     @property
     def label(self) -> str:

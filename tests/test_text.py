@@ -113,6 +113,26 @@ def test_kb_file_is_what_build_kb_writes(tmp_path: Path) -> None:
     assert out.read_bytes() == KB_PATH.read_bytes()
 
 
+def test_kb_term_files_and_concepts_are_checked(tmp_path: Path, monkeypatch) -> None:
+    terms = tmp_path / "terms"
+    terms.mkdir()
+    (terms / "10-T025-cells.txt").write_text("# a comment\nhepatocyte|liver cell  # main\n\n")
+    (terms / "9-T023-organs.txt").write_text("liver|hepatic\nhepatic|hepar\n")
+    assert build_kb.read_terms(terms) == [
+        ("T023", ["liver", "hepatic"]),
+        ("T023", ["hepatic", "hepar"]),
+        ("T025", ["hepatocyte", "liver cell"]),
+    ]
+    (terms / "11-T999-unknown.txt").write_text("liver\n")
+    with pytest.raises(ValueError, match="11-T999-unknown.txt"):
+        build_kb.read_terms(terms)
+    concepts = tmp_path / "concepts.json"
+    concepts.write_text('{"livre": {"cui": "C0023884"}}')
+    monkeypatch.setattr(build_kb, "CONCEPTS_PATH", concepts)
+    with pytest.raises(ValueError, match="livre"):
+        build_kb.build_entities()
+
+
 # --- linker -----------------------------------------------------------------------------
 
 
