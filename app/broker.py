@@ -1,7 +1,8 @@
 """Celery configuration shared by the web app and the workers, and enqueue-by-name.
 
 The web app never imports the worker code (and so never torch or faster-whisper): it
-sends tasks by name. Queues are named by kind of work: ``cpu`` and ``gpu``.
+sends tasks by name. Queues are named by kind of work: ``cpu`` and ``gpu``; each stage's
+task name and queue come from the pipeline table (app/pipeline.py).
 """
 
 from __future__ import annotations
@@ -11,26 +12,15 @@ from typing import Any
 
 from celery import Celery
 
+from app.pipeline import LONGEST_STAGE_S, PIPELINE, QUEUE_CPU, Stage
 from app.settings import Settings, get_settings
 
-# Task names: the contract between app/ and workers/.
+# Ingest tasks that are not stages of one video; the stages' tasks come from the table.
 TASK_EXPAND_SOURCE = "quilt.expand_source"
-TASK_FETCH = "quilt.fetch"
-TASK_ASR = "quilt.asr"
-TASK_FRAMES = "quilt.frames"
-TASK_TEXT = "quilt.text"
-TASK_ALIGN = "quilt.align"
 
-QUEUE_CPU = "cpu"
-QUEUE_GPU = "gpu"
-
-TASK_ROUTES = {
+TASK_ROUTES: dict[str, dict[str, str]] = {
     TASK_EXPAND_SOURCE: {"queue": QUEUE_CPU},
-    TASK_FETCH: {"queue": QUEUE_CPU},
-    TASK_ASR: {"queue": QUEUE_GPU},
-    TASK_FRAMES: {"queue": QUEUE_CPU},
-    TASK_TEXT: {"queue": QUEUE_CPU},
-    TASK_ALIGN: {"queue": QUEUE_CPU},
+    **{stage.task_name: {"queue": stage.queue} for stage in PIPELINE},
 }
 
 
@@ -48,6 +38,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         "broker_connection_retry_on_startup": True,
     }
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        # Redis hands an unacknowledged task to another worker after the visibility
+        # timeout; it must outlast the longest stage or a running stage is run twice.
+        # Celery reads it in three places (the transport, the result backend and its own
+        # setting), so it is set in all three.
+        timeout = LONGEST_STAGE_S + 600
+        config["broker_transport_options"] = {"visibility_timeout": timeout}
+        config["result_backend_transport_options"] = {"visibility_timeout": timeout}
+        config["visibility_timeout"] = timeout
     if settings.broker_url.startswith("filesystem://"):
         folder = settings.broker_dir
         for sub in ("out", "processed", "control"):
@@ -74,3 +73,7 @@ def client() -> Celery:
 
 def enqueue(task_name: str, *args: Any) -> None:
     client().send_task(task_name, args=list(args), **TASK_ROUTES.get(task_name, {}))
+
+
+def enqueue_stage(stage: Stage, video_id: int) -> None:
+    enqueue(stage.task_name, video_id)

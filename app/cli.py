@@ -113,7 +113,7 @@ def _ingest(argv: list[str]) -> int:
         if kind != "video":
             print("error: --inline takes a single video", file=sys.stderr)
             return 1
-        from workers.tasks import run_all_inline
+        from workers.stage_runner import run_all_inline
 
         status = run_all_inline(item_id)
         print(f"video {item_id}: {status}")
@@ -169,7 +169,7 @@ def _pipeline(argv: list[str]) -> int:
     if not argv or argv[0] != "run":
         print("usage: quilt pipeline run VIDEO --out DIR", file=sys.stderr)
         return 2
-    from workers.pipeline import main as pipeline_main
+    from workers.oneshot import main as pipeline_main
 
     return pipeline_main(argv[1:])
 

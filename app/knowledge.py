@@ -21,9 +21,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from app.settings import get_settings
-from workers.knowledge.semantic_types import SEMANTIC_TYPES
 
 _logger = logging.getLogger(__name__)
+
+
+@functools.cache
+def semantic_type_names() -> dict[str, str]:
+    return json.loads(get_settings().semantic_types_path.read_text())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +39,8 @@ class Concept:
 
     @property
     def type_names(self) -> list[str]:
-        return [SEMANTIC_TYPES.get(t, t) for t in self.types]  # an unknown code as itself
+        names = semantic_type_names()
+        return [names.get(t, t) for t in self.types]  # an unknown code as itself
 
     @property
     def label(self) -> str:

@@ -50,17 +50,6 @@ class VideoStatus(enum.StrEnum):
     skipped = "skipped"  # readable but out of scope (no speech, not English); `error` says why
 
 
-class StageName(enum.StrEnum):
-    fetch = "fetch"
-    asr = "asr"
-    frames = "frames"
-    text = "text"
-    align = "align"
-
-
-STAGE_ORDER: tuple[StageName, ...] = tuple(StageName)
-
-
 class StageStatus(enum.StrEnum):
     pending = "pending"
     running = "running"
@@ -417,27 +406,6 @@ class ReleaseItem(Base):
     key: Mapped[str] = mapped_column(String(64))
     split: Mapped[str] = mapped_column(String(8))  # train | val | test
     data: Mapped[dict] = mapped_column(JSON)
-
-
-class TrainingRun(Base):
-    __tablename__ = "training_runs"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
-    status: Mapped[str] = mapped_column(String(16), default="queued")
-    config: Mapped[dict] = mapped_column(JSON, default=dict)
-    output_path: Mapped[str | None] = mapped_column(String(1024))
-    error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class Evaluation(Base):
-    __tablename__ = "evaluations"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    training_run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"))
-    task: Mapped[str] = mapped_column(String(64))
-    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class AuditEvent(Base):

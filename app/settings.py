@@ -131,6 +131,12 @@ class Settings(BaseSettings):
             return Path(self.kb_path)
         return REPO_ROOT / "workers" / "knowledge" / "histopath_kb.jsonl"
 
+    @property
+    def semantic_types_path(self) -> Path:
+        """UMLS semantic type ids (TUIs) and their names: the one table that the KB
+        builder and the web app (the type shown beside a concept) both read."""
+        return REPO_ROOT / "workers" / "knowledge" / "semantic_types.json"
+
     def resolved_asr_model(self) -> str:
         """A local CTranslate2 model dir or a model name; the bundled tiny.en by default."""
         if self.asr_model:

@@ -31,6 +31,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
+from app.pipeline import STAGE_NAMES  # noqa: E402
+
 DEMO_VIDEO = REPO_ROOT / "demo" / "lecture.mp4"
 
 
@@ -72,7 +74,7 @@ def _ratio(stage_s: float | None, base_s: float | None) -> float | None:
 
 def render(report: dict) -> str:
     rows = [("stage", "seconds", "baseline", "baseline s", "ratio")]
-    for stage in ("probe", "asr", "frames", "text", "align", "total"):
+    for stage in (*STAGE_NAMES, "total"):
         seconds = report["timings_s"].get(stage)
         base = report["baselines"].get(stage)
         rows.append(
@@ -112,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     from app.settings import get_settings  # noqa: PLC0415
-    from workers.pipeline import run_pipeline  # noqa: PLC0415
+    from workers.oneshot import run_pipeline  # noqa: PLC0415
     from workers.types import StageError  # noqa: PLC0415
 
     settings = get_settings()

@@ -19,8 +19,8 @@ from sqlalchemy import create_engine, text
 os.environ["QUILT_ENVIRONMENT"] = "test"
 os.environ["QUILT_SECRET_KEY"] = "test-secret-key-not-for-production"
 
-from app import db as app_db  # noqa: E402
 from app import broker as app_broker  # noqa: E402
+from app import db as app_db  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
 from app.models import Base  # noqa: E402
 from app.settings import REPO_ROOT, Settings, get_settings  # noqa: E402

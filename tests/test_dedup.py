@@ -72,4 +72,5 @@ def test_corpus_index_links_across_videos_and_stays_fast(settings, session) -> N
     assert len(twins) == 2
     assert per_lookup < 0.05, per_lookup
     result, rows = persist.load_frames(session, videos[1])
-    assert result.frames == [] and rows == []  # a duplicate is not paired
+    assert len(result.frames) == len(rows) == 1
+    assert result.pairable()[0].frames == []  # a duplicate is not paired

@@ -13,9 +13,11 @@ import pytest
 from sqlalchemy import select
 
 from app.models import Frame, Pair, PairStatus, Review, StageRun, TranscriptSegment
+from app.pipeline import PIPELINE
 from app.services.ingest import queue_file
 from tests.conftest import DEMO_TRUTH, DEMO_VIDEO
 from workers import tasks
+from workers.stage_runner import run_all_inline
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +29,7 @@ def _segment_of(t: float, segments: list[dict]) -> dict:
 def test_demo_lecture_end_to_end_and_rerun(settings, session) -> None:
     truth = json.loads(DEMO_TRUTH.read_text())["segments"]
     video = queue_file(session=session, path=DEMO_VIDEO, user=None, trusted=True, enqueue=False)
-    assert tasks.run_all_inline(video.id) == "done"
+    assert run_all_inline(video.id) == "done"
     session.expire_all()
 
     pairs = session.scalars(
@@ -57,10 +59,8 @@ def test_demo_lecture_end_to_end_and_rerun(settings, session) -> None:
     session.commit()
     ids_before = {p.id for p in pairs}
 
-    tasks.asr_video(video.id)  # each call also enqueues the next stage on the embedded broker
-    tasks.frames_video(video.id)
-    tasks.text_video(video.id)
-    tasks.align_video(video.id)
+    for stage in PIPELINE[1:]:  # each task also enqueues the next stage on the embedded broker
+        tasks.STAGE_TASKS[stage.name](video.id)
     session.expire_all()
 
     after = session.scalars(select(Pair).where(Pair.video_id == video.id)).all()

@@ -19,9 +19,11 @@ import pytest
 import skimage.data
 
 from workers.stages import frames as frames_stage
-from workers.stages.frames import FramesOptions, extract, phash, phash_distance
-from workers.vision.histology import StainRuleDetector, features
+from workers.stages.frames import FramesOptions, extract
 from workers.types import StageError
+from workers.vision.dedup import distance as phash_distance
+from workers.vision.dedup import phash
+from workers.vision.histology import StainRuleDetector, features
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_VIDEO = REPO_ROOT / "demo" / "lecture.mp4"

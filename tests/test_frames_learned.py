@@ -14,8 +14,8 @@ torchvision = pytest.importorskip("torchvision")
 
 from app.settings import Settings  # noqa: E402
 from workers.stages import frames  # noqa: E402
-from workers.vision.histology import StainRuleDetector  # noqa: E402
 from workers.vision import learned  # noqa: E402
+from workers.vision.histology import StainRuleDetector  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from tests.frameset import LabelledFrame, build, letterbox, sources, zoom
-from workers.vision.histology import StainRuleDetector
 from workers.vision import impurities, magnification, tissue
+from workers.vision.histology import StainRuleDetector
 
 THRESHOLD = 0.5
 

@@ -13,6 +13,7 @@ from app.services.ingest import queue_file, queue_url
 from tests import media
 from tests.conftest import DEMO_VIDEO
 from workers import tasks
+from workers.stage_runner import run_all_inline
 
 
 def test_expand_source_lists_feed_into_video_rows(settings, session, tmp_path: Path, file_server):
@@ -65,7 +66,7 @@ def test_expand_source_failure_is_recorded(settings, session, file_server, tmp_p
 )
 def test_bad_input_ends_with_status_and_reason(settings, session, tmp_path, make, status, error):
     video = queue_file(session=session, path=make(tmp_path), user=None, trusted=True, enqueue=False)
-    assert tasks.run_all_inline(video.id) == status
+    assert run_all_inline(video.id) == status
     session.expire_all()
     row = session.get(Video, video.id)
     assert row.error.startswith(error)

@@ -1,4 +1,5 @@
-"""Moving stage results between the stage dataclasses and the database / media store.
+"""Moving stage results between the stage dataclasses and the database / media store,
+and ``DatabaseStore``, the store the workers run the pipeline's stages against.
 
 Every save replaces what the same stage wrote before for the same video, so re-running a
 stage never duplicates anything. Pairs are the exception that keeps history: a pair a
@@ -12,6 +13,7 @@ import json
 import shutil
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
@@ -22,10 +24,14 @@ from workers.types import (
     AlignResult,
     Concept,
     Correction,
+    FetchedMedia,
     FramesResult,
     KeptFrame,
+    MediaSource,
+    ProbeResult,
     Segment,
     Sentence,
+    StageError,
     TextResult,
     Transcript,
     Word,
@@ -174,14 +180,10 @@ def corpus_twins(
     ]
 
 
-def load_frames(
-    session: Session, video: Video, *, pairable_only: bool = True
-) -> tuple[FramesResult, list[Frame]]:
-    """The video's frames for pairing (by default only those marked pairable: the align
-    stage indexes frames and rows alike, so both lists are filtered together)."""
+def load_frames(session: Session, video: Video) -> tuple[FramesResult, list[Frame]]:
+    """The video's frames in time order, and their rows in the same order (pairs point at
+    a frame by its index; ``FramesResult.pairable`` picks the ones to pair)."""
     query = select(Frame).where(Frame.video_id == video.id)
-    if pairable_only:
-        query = query.where(Frame.pairable.is_(True))
     rows = list(session.scalars(query.order_by(Frame.start_s, Frame.id)))
     root = media_root()
     frames = [
@@ -312,3 +314,89 @@ def upsert_pairs(
         else:
             counts["kept_reviewed"] += 1
     return counts
+
+
+# --- the store the workers run stages against ----------------------------------------
+
+
+class DatabaseStore:
+    """A video's artifacts as the workers keep them: rows in the database, files in the
+    video's media folder. Stage runners load and save through it (workers.runner)."""
+
+    def __init__(self, session: Session, video: Video) -> None:
+        self.session = session
+        self.video = video
+        # The frame rows behind the frames last loaded: pairs point at them by index.
+        self._frame_rows: list[Frame] = []
+
+    def files_for(self, stage: str) -> Path | None:
+        if stage == "fetch":
+            return video_dir(self.video.id)
+        if stage == "frames":
+            return fresh_frames_dir(self.video)
+        return None
+
+    def load(self, name: str) -> Any:
+        video = self.video
+        if name == "source":
+            return MediaSource(kind=video.source_kind, location=video.source_url)
+        if name == "media":
+            return self._media()
+        if name == "transcript":
+            return load_transcript(self.session, video)
+        if name == "frames":
+            result, self._frame_rows = load_frames(self.session, video)
+            return result
+        if name == "text":
+            return load_text(video)
+        raise KeyError(f"no stored artifact {name!r}")
+
+    def save(self, name: str, value: Any) -> dict[str, Any]:
+        video = self.video
+        if name == "media":
+            self._save_media(value)
+            return {}
+        if name == "transcript":
+            save_transcript(self.session, video, value)
+            return {}
+        if name == "frames":
+            counts: dict[str, Any] = save_frames(self.session, video, value)
+            # Corpus duplicates are found only here, against the other videos' frames, so
+            # the count of pairable frames is final only now.
+            counts["pairable"] = sum(f.pairable for f in value.frames)
+            return counts
+        if name == "text":
+            save_text(video, value)
+            return {}
+        if name == "pairs":
+            return upsert_pairs(self.session, video, value, self._frame_rows)
+        raise KeyError(f"no stored artifact {name!r}")
+
+    def _media(self) -> FetchedMedia:
+        video = self.video
+        if not video.media_path:
+            raise StageError("no fetched media for this video")
+        path = media_root() / video.media_path
+        probe = ProbeResult(
+            path=str(path),
+            sha256=video.sha256 or "",
+            size_bytes=path.stat().st_size if path.is_file() else 0,
+            duration_s=video.duration_s or 0.0,
+            has_video=True,
+            has_audio=video.has_audio,
+            fps=video.fps,
+            width=video.width,
+            height=video.height,
+        )
+        return FetchedMedia(path=path, probe=probe)
+
+    def _save_media(self, media: FetchedMedia) -> None:
+        video, info = self.video, media.probe
+        video.media_path = relative_to_media(media.path)
+        if media.title and (not video.title or video.title == video.source_url):
+            video.title = media.title
+        video.sha256 = info.sha256
+        video.duration_s = info.duration_s
+        video.fps = info.fps
+        video.width, video.height = info.width, info.height
+        video.has_audio = info.has_audio

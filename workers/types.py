@@ -1,14 +1,21 @@
-"""Dataclasses passed between the pipeline stage cores.
+"""Dataclasses passed between the pipeline stage cores, and the job a core is given.
 
 Each stage core is a pure function over files and these dataclasses: no SQLAlchemy, no
-Celery. The Celery tasks (workers/tasks.py) and the one-shot runner (workers/pipeline.py)
-both move these objects between stages; the tasks also persist them.
+Celery. The runner (workers/runner.py) hands a core a ``StageJob`` holding the artifacts
+the stage reads (as the pipeline table, app/pipeline.py, names them) and takes back a
+``StageOutput``; a store keeps the artifacts between stages: database rows and media
+files for the workers, an output folder for ``quilt pipeline run``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 
 class StageError(Exception):
@@ -22,6 +29,26 @@ class StageError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.status = status
+
+
+@dataclass
+class StageJob:
+    """What a stage core gets: its inputs by artifact name, the settings it builds its
+    options from, a progress callback (fraction of the stage done), and ``files``: a
+    fresh folder for the files it writes (None where the store keeps none)."""
+
+    inputs: dict[str, Any]
+    settings: Settings
+    progress: Callable[[float], None] | None = None
+    files: Path | None = None
+
+
+@dataclass
+class StageOutput:
+    """What a stage core returns: the artifacts it writes, by name, and its stats."""
+
+    artifacts: dict[str, Any]
+    stats: dict[str, Any] = field(default_factory=dict)
 
 
 # --- fetch / probe -------------------------------------------------------------------
@@ -40,6 +67,23 @@ class ProbeResult:
     height: int | None = None
     video_codec: str | None = None
     audio_codec: str | None = None
+
+
+@dataclass
+class MediaSource:
+    """Where a video comes from: ``kind`` is file, upload, http or youtube."""
+
+    kind: str
+    location: str  # a local path for file and upload, else a URL
+
+
+@dataclass
+class FetchedMedia:
+    """A video on local disk, probed; ``title`` is the source's own title when it has one."""
+
+    path: Path
+    probe: ProbeResult
+    title: str | None = None
 
 
 @dataclass
@@ -121,6 +165,13 @@ class FramesResult:
     # Consecutive histology time spans, (start_s, end_s).
     chunks: list[tuple[float, float]] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
+
+    def pairable(self) -> tuple[FramesResult, list[int]]:
+        """The frames to pair (not the narrator-occluded, poor or duplicate ones), and for
+        each its index in ``frames``, so that pairs can point back at the full list."""
+        index_map = [i for i, f in enumerate(self.frames) if f.pairable]
+        chosen = [self.frames[i] for i in index_map]
+        return FramesResult(frames=chosen, chunks=self.chunks, stats=self.stats), index_map
 
 
 # --- text ----------------------------------------------------------------------------

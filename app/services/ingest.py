@@ -2,13 +2,15 @@
 
 Sources: a local file (CLI, or the admin page within settings.import_dirs), an upload, an
 http(s) URL to a media file, a YouTube video URL, or a channel/playlist URL (YouTube or
-any feed yt-dlp understands) that a worker expands into one video row per entry.
+any feed yt-dlp understands) that a worker lists; ``add_listed_videos`` then makes one
+video row per new entry. The worker only lists: which rows exist is decided here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, Protocol
 from urllib.parse import parse_qs, urlparse
 
 from sqlalchemy import select
@@ -17,6 +19,7 @@ from sqlalchemy.orm import Session
 from app import broker
 from app.media import new_upload_path, safe_filename
 from app.models import Channel, User, Video, VideoStatus
+from app.pipeline import FIRST_STAGE
 from app.services import audit
 from app.services.stages import ensure_stage_rows, reset_stage_rows
 from app.settings import get_settings
@@ -27,6 +30,14 @@ SourceKind = Literal["auto", "video", "channel"]
 
 class IngestError(ValueError):
     pass
+
+
+class ListedVideo(Protocol):
+    """One entry of a channel or playlist listing, as the fetch stage's lister gives it."""
+
+    url: str
+    title: str | None
+    duration_s: float | None
 
 
 def classify_url(url: str) -> tuple[str, bool]:
@@ -136,12 +147,49 @@ def queue_upload(*, session: Session, filename: str, stream: BinaryIO, user: Use
     return _add_and_enqueue(session=session, video=video, user=user)
 
 
+def add_listed_videos(
+    *, session: Session, channel: Channel, title: str | None, entries: Iterable[ListedVideo]
+) -> list[int]:
+    """Record a channel's listing: one queued video row per entry
+    not seen before in this channel. Returns the new videos' ids, for the caller to enqueue
+    once this session commits."""
+    channel.title = title or channel.title
+    known = set(session.scalars(select(Video.source_url).where(Video.channel_id == channel.id)))
+    new_ids: list[int] = []
+    for entry in entries:
+        url = entry.url
+        if url in known:
+            continue
+        known.add(url)
+        try:
+            source_kind, _ = classify_url(url)
+        except IngestError:
+            continue  # a feed may list things that are not http(s) media: nothing to fetch
+        video = Video(
+            channel_id=channel.id,
+            source_kind=source_kind,
+            source_url=url,
+            title=entry.title or url,
+            duration_s=entry.duration_s,
+        )
+        session.add(video)
+        session.flush()
+        ensure_stage_rows(session, video)
+        new_ids.append(video.id)
+    channel.status, channel.error = "done", None
+    return new_ids
+
+
+def listing_failed(*, session: Session, channel: Channel, reason: str) -> None:
+    channel.status, channel.error = "failed", reason
+
+
 def requeue_video(*, session: Session, video: Video, user: User | None) -> Video:
     video.status, video.error = VideoStatus.queued, None
     reset_stage_rows(session, video)
     audit.record(session=session, user=user, action="video.requeue", target=f"video:{video.id}")
     session.commit()
-    broker.enqueue(broker.TASK_FETCH, video.id)
+    broker.enqueue_stage(FIRST_STAGE, video.id)
     return video
 
 
@@ -160,5 +208,5 @@ def _add_and_enqueue(
     )
     session.commit()
     if enqueue:
-        broker.enqueue(broker.TASK_FETCH, video.id)
+        broker.enqueue_stage(FIRST_STAGE, video.id)
     return video

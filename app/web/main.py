@@ -6,8 +6,6 @@ settings but touches no database, so importing this module is free of side effec
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
@@ -18,8 +16,6 @@ from app.web.api import router as api_router
 from app.web.security import SecurityHeadersMiddleware, csrf_protect
 from app.web.ui import router as ui_router
 from app.web.ui import upload_router
-
-_logger = logging.getLogger(__name__)
 
 SESSION_COOKIE = "quilt_session"
 MIB = 1024 * 1024

@@ -14,7 +14,8 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
-from app.models import REJECT_REASON_LABELS, STAGE_ORDER, Role
+from app.models import REJECT_REASON_LABELS, Role
+from app.pipeline import STAGE_NAMES
 from app.settings import REPO_ROOT
 from app.web.security import csrf_token
 
@@ -54,7 +55,7 @@ def _when(value: dt.datetime | None) -> str:
 templates = Jinja2Templates(directory=REPO_ROOT / "templates", context_processors=[_common])
 templates.env.filters["timespan"] = _timespan
 templates.env.filters["when"] = _when
-templates.env.globals["stage_order"] = [stage.value for stage in STAGE_ORDER]
+templates.env.globals["stage_order"] = list(STAGE_NAMES)
 templates.env.globals["reject_reason_labels"] = {
     k.value: v for k, v in REJECT_REASON_LABELS.items()
 }

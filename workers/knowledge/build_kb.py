@@ -12,7 +12,7 @@ The vocabulary is data, in two places next to this file:
 ``terms/NN-TUUU-name.txt``
     The terms, one concept a line: ``canonical name|alias|alias...``. ``#`` starts a
     comment (to the end of the line); blank lines are skipped. ``TUUU`` in the file name is
-    the UMLS semantic type (TUI, one of ``semantic_types.SEMANTIC_TYPES``) of the file's
+    the UMLS semantic type (TUI, one of ``semantic_types.json``) of the file's
     concepts; ``NN`` orders the files, which are read in that order, each top to bottom.
     The lists overlap: a line whose canonical name is already a concept's name or alias
     adds its new aliases to that concept rather than making another one.
@@ -40,12 +40,12 @@ import json
 import re
 from pathlib import Path
 
-from workers.knowledge.semantic_types import SEMANTIC_TYPES
-
 HERE = Path(__file__).resolve().parent
 KB_PATH = HERE / "histopath_kb.jsonl"
 TERMS_DIR = HERE / "terms"
 CONCEPTS_PATH = HERE / "concepts.json"
+# UMLS semantic type ids (TUIs) and names: one table, shared with the web app.
+SEMANTIC_TYPES: dict[str, str] = json.loads((HERE / "semantic_types.json").read_text())
 _TERMS_FILE = re.compile(r"(\d+)-(T\d{3})-[\w-]+\.txt")
 
 

@@ -49,6 +49,8 @@ from workers.types import (
     FramesResult,
     KeptFrame,
     Sentence,
+    StageJob,
+    StageOutput,
     TextResult,
 )
 
@@ -230,3 +232,15 @@ def align(
         "dropped_low_confidence": counts["low_confidence"],
     }
     return AlignResult(pairs=pairs, stats=stats)
+
+
+def run(job: StageJob) -> StageOutput:
+    """The stage as the pipeline table runs it: pairs for the pairable frames, each
+    pointing back (``frame_index``) at its frame in the full list the stage was given."""
+    to_pair, index_map = job.inputs["frames"].pairable()
+    result = align(to_pair, job.inputs["text"], AlignOptions.from_settings(job.settings))
+    for pair in result.pairs:
+        pair.frame_index = index_map[pair.frame_index]
+    return StageOutput(
+        artifacts={"pairs": result}, stats={"pairs": len(result.pairs), **result.stats}
+    )

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from workers.types import Segment, StageError, Transcript, Word
+from workers.types import Segment, StageError, StageJob, StageOutput, Transcript, Word
 
 _logger = logging.getLogger(__name__)
 
@@ -608,3 +608,17 @@ def transcribe(
         segments=kept,
         stats=stats,
     )
+
+
+def run(job: StageJob) -> StageOutput:
+    """The stage as the pipeline table runs it: the fetched video in, its transcript out."""
+    media = job.inputs["media"]
+    if media.probe.has_audio is False:
+        raise StageError("no audio track: nothing to transcribe", status="skipped")
+    transcript = transcribe(media.path, AsrOptions.from_settings(job.settings), job.progress)
+    stats = {
+        "segments": len(transcript.segments),
+        "words": len(transcript.words),
+        **transcript.stats,
+    }
+    return StageOutput(artifacts={"transcript": transcript}, stats=stats)

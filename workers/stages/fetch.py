@@ -7,6 +7,9 @@
   alike (yt-dlp's generic extractor handles direct files). We ask for a single progressive
   file of at most 720p: frames are analysed at reduced resolution anyway, and a
   progressive file needs no ffmpeg merge step.
+- ``place_local`` puts a local file or an upload into the video's media folder: a hard
+  link where the file system allows (free, and the original stays where it was, so a
+  re-run after a failure finds its source again), else a copy.
 - ``probe`` opens the file with PyAV and decodes a frame at the start and one in the
   middle: a container header can look fine on a truncated upload, the decode cannot.
 
@@ -16,14 +19,26 @@ Bad input raises ``StageError`` with a one-line reason that goes on the video ro
 from __future__ import annotations
 
 import hashlib
-import logging
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from workers.types import ProbeResult, SourceEntry, StageError
+from workers.types import (
+    FetchedMedia,
+    MediaSource,
+    ProbeResult,
+    SourceEntry,
+    StageError,
+    StageJob,
+    StageOutput,
+)
 
-_logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from app.settings import Settings
+
 
 # 720p is plenty for the frame stage (it analyses frames downscaled) and keeps storage
 # linear in hours at a modest constant.
@@ -34,6 +49,12 @@ YTDLP_FORMAT = "best[height<=720][vcodec!=none][acodec!=none]/best[vcodec!=none]
 class FetchOptions:
     timeout_s: int = 600
     max_bytes: int = 4 * 1024**3
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FetchOptions:
+        return cls(
+            timeout_s=settings.fetch_timeout_s, max_bytes=settings.max_video_mb * 1024 * 1024
+        )
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -206,3 +227,49 @@ def _one_line(exc: BaseException) -> str:
     line = text[0] if text else type(exc).__name__
     # yt-dlp prefixes errors with ANSI-free "ERROR: "; keep the message itself.
     return line.removeprefix("ERROR: ")[:300]
+
+
+def place_local(source: Path, folder: Path | None) -> Path:
+    """The local file as the pipeline will read it: ``folder/source<ext>``, or the file
+    itself when there is no folder (``quilt pipeline run`` reads it in place)."""
+    if not source.is_file():
+        raise StageError("source file is missing")
+    if folder is None:
+        return source
+    folder.mkdir(parents=True, exist_ok=True)
+    # The extension is kept for the tools that look at it, the name never (it is the
+    # uploader's); an odd extension becomes .bin.
+    suffix = source.suffix.lower() if source.suffix.isascii() and len(source.suffix) <= 8 else ""
+    dest = folder / f"source{suffix or '.bin'}"
+    if source.resolve() == dest.resolve():
+        return dest
+    dest.unlink(missing_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:  # another file system, or one without hard links
+        shutil.copyfile(source, dest)
+    return dest
+
+
+def run(job: StageJob) -> StageOutput:
+    """The stage as the pipeline table runs it: a source in, a probed local video out."""
+    source: MediaSource = job.inputs["source"]
+    title = None
+    if source.kind in ("http", "youtube"):
+        if job.files is None:
+            raise StageError("a URL needs a folder to download into")
+        path, title = download(
+            source.location, job.files, FetchOptions.from_settings(job.settings), job.progress
+        )
+    else:
+        path = place_local(Path(source.location), job.files)
+    info = probe(path)
+    stats = {
+        "bytes": info.size_bytes,
+        "duration_s": info.duration_s,
+        "video_codec": info.video_codec,
+        "audio_codec": info.audio_codec,
+    }
+    return StageOutput(
+        artifacts={"media": FetchedMedia(path=path, probe=info, title=title)}, stats=stats
+    )

@@ -51,9 +51,9 @@ import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from workers.vision.histology import HistologyDetector, StainRuleDetector
-from workers.types import FramesResult, KeptFrame, StageError
+from workers.types import FramesResult, KeptFrame, StageError, StageJob, StageOutput
 from workers.vision import dedup, impurities, magnification, sampling, tissue
+from workers.vision.histology import HistologyDetector, StainRuleDetector
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -101,19 +101,6 @@ class FramesOptions:
 
 
 # --- image measures ---------------------------------------------------------------------
-
-
-def phash(bgr: np.ndarray) -> str:
-    """64-bit DCT perceptual hash (the imagehash.phash algorithm) as 16 hex digits."""
-    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
-    small = cv2.resize(gray, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
-    low = cv2.dct(small)[:8, :8]
-    bits = (low > np.median(low)).flatten()
-    return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
-
-
-def phash_distance(a: str, b: str) -> int:
-    return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
 def sharpness(bgr: np.ndarray) -> float:
@@ -332,8 +319,8 @@ class _Extractor:
                 break
             if i > 0 and not cand.eligible:
                 continue
-            digest = phash(cand.image)
-            if any(phash_distance(digest, k.phash or "0") <= self.o.dedup_hamming for k in kept):
+            digest = dedup.phash(cand.image)
+            if any(dedup.distance(digest, k.phash or "0") <= self.o.dedup_hamming for k in kept):
                 continue
             kept.append(self.write(cand, digest, end_s))
         self.result.frames.extend(sorted(kept, key=lambda k: k.t_s))
@@ -386,7 +373,7 @@ class _Extractor:
             is_histology=True,
             magnification=mag.bin,
             sharpness=round(sharpness(image), 2),
-            phash=phash(image) if crop_box else digest,
+            phash=dedup.phash(image) if crop_box else digest,
             flags=flags,
             crop_box=list(crop_box) if crop_box and crop_box != (0, 0, w, h) else None,
             pairable=pairable,
@@ -409,13 +396,6 @@ class _Extractor:
             return image, None, False
         x, y, cw, ch = crop
         return np.ascontiguousarray(image[y : y + ch, x : x + cw]), crop, True
-
-
-def pairable(result: FramesResult) -> tuple[FramesResult, list[int]]:
-    """The frames to pair, and for each its index in ``result.frames``."""
-    index_map = [i for i, f in enumerate(result.frames) if f.pairable]
-    frames = [result.frames[i] for i in index_map]
-    return FramesResult(frames=frames, chunks=result.chunks, stats=result.stats), index_map
 
 
 def detector_from_settings(settings: Settings) -> HistologyDetector:
@@ -521,3 +501,22 @@ def extract(
         progress(1.0)
     _logger.info("frames %s: %s", video_path.name, result.stats)
     return result
+
+
+def run(job: StageJob) -> StageOutput:
+    """The stage as the pipeline table runs it: the fetched video in, kept frames out."""
+    media = job.inputs["media"]
+    result = extract(
+        media.path,
+        job.files,
+        FramesOptions.from_settings(job.settings),
+        progress=job.progress,
+        detector=detector_from_settings(job.settings),
+    )
+    stats = {
+        **result.stats,
+        "kept": len(result.frames),
+        "pairable": sum(f.pairable for f in result.frames),
+        "chunks": len(result.chunks),
+    }
+    return StageOutput(artifacts={"frames": result}, stats=stats)

@@ -23,6 +23,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import cv2
+import numpy as np
+
 if TYPE_CHECKING:
     from workers.types import KeptFrame
 
@@ -31,7 +34,17 @@ BAND_BITS = 64 // BANDS
 CORPUS_HAMMING = BANDS - 1
 
 
+def phash(bgr: np.ndarray) -> str:
+    """64-bit DCT perceptual hash (the imagehash.phash algorithm) as 16 hex digits."""
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
+    small = cv2.resize(gray, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+    low = cv2.dct(small)[:8, :8]
+    bits = (low > np.median(low)).flatten()
+    return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
+
+
 def distance(a: str, b: str) -> int:
+    """Hamming distance of two hex hashes, in bits."""
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
 

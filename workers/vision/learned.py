@@ -27,14 +27,11 @@ reviewers then take out the rest.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Literal
 
 import cv2
 import numpy as np
-
-_logger = logging.getLogger(__name__)
 
 Rule = Literal["any", "majority", "all"]
 

@@ -1,4 +1,4 @@
-"""Review depth: k reviews per pair, undo rows, gold answers, the pending-queue index.
+"""Review: k reviews per pair, undo rows, gold answers, the pending-queue index.
 
 Revision ID: 0004
 Revises: 0003

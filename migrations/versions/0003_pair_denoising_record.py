@@ -1,4 +1,4 @@
-"""Text depth: the per-pair denoising record (issue 4, item 4).
+"""Pairs: the per-pair denoising record.
 
 Each pair keeps its text cleanup step by step (noisy -> corrected with the corrections
 and their scores, keywords, validated concepts). Rows made before this revision get an

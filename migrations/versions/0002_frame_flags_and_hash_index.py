@@ -1,4 +1,4 @@
-"""frames depth: pairable, magnification confidence, duplicate links, pHash band index
+"""Frames: pairable flag, magnification confidence, duplicate links, pHash band index
 
 Revision ID: 0002
 Revises: 0001

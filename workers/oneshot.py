@@ -1,7 +1,8 @@
 """One-shot pipeline: one video in, candidate pairs out, in-process and without a database.
 
-``quilt pipeline run VIDEO --out DIR`` runs the same stage cores the Celery workers run,
-in the same order (fetch.probe -> asr -> frames -> text -> align), and writes:
+``quilt pipeline run VIDEO --out DIR`` runs the stages of the pipeline table
+(app/pipeline.py) through the same runner and cores as the Celery workers, with a store
+that keeps the artifacts in memory and the files under DIR, and writes:
 
 - ``DIR/images/frame_*.jpg``: the kept histology frames;
 - ``DIR/pairs.jsonl``: one JSON object per (image, medical text) pair, ``image`` relative
@@ -11,13 +12,14 @@ in the same order (fetch.probe -> asr -> frames -> text -> align), and writes:
 
 Re-running into the same DIR replaces these outputs. Bad input (empty, not a video,
 truncated) stops the run with a ``StageError``; the CLI prints one ``error:`` line for it
-and exits 2. Stage modules are imported lazily so the web app can import this module
-without faster-whisper or OpenCV installed.
+and exits 2. Stage cores are imported lazily (by the runner) so the web app's CLI can
+import this module without faster-whisper or OpenCV installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -27,10 +29,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.pipeline import PIPELINE
+from workers.runner import execute
 from workers.types import (
     AlignedPair,
     AlignResult,
     FramesResult,
+    MediaSource,
     ProbeResult,
     StageError,
     TextResult,
@@ -43,7 +48,6 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger(__name__)
 
-STAGES = ("probe", "asr", "frames", "text", "align")
 # The keys every pairs.jsonl line has (a reader may rely on them).
 PAIR_KEYS = (
     "image",
@@ -73,6 +77,7 @@ class PipelineResult:
     text: TextResult
     aligned: AlignResult
     timings_s: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def pairs(self) -> list[AlignedPair]:
@@ -115,94 +120,88 @@ def _write_json(path: Path, obj: Any) -> None:
     tmp.replace(path)
 
 
+class FolderStore:
+    """The artifacts of one run, kept in memory; the files go under the output folder.
+
+    The video is read where it is. Once it is known to be a video (the fetch stage saved
+    it), the folder is made ready: created, and the outputs of an earlier run removed.
+    """
+
+    def __init__(self, video: Path, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.artifacts: dict[str, Any] = {"source": MediaSource(kind="file", location=str(video))}
+
+    def files_for(self, stage: str) -> Path | None:
+        if stage != "frames":
+            return None  # fetch reads the file in place; the other stages write no files
+        return self.out_dir / "images"
+
+    def load(self, name: str) -> Any:
+        return self.artifacts[name]
+
+    def save(self, name: str, value: Any) -> dict[str, Any]:
+        self.artifacts[name] = value
+        if name == "media":
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            for stale in ("pairs.jsonl", "transcript.json", "summary.json"):
+                (self.out_dir / stale).unlink(missing_ok=True)
+        return {}
+
+
 def run_pipeline(
     video_path: str | Path,
     out_dir: str | Path,
     settings: Settings | None = None,
     progress: PipelineProgress | None = None,
 ) -> PipelineResult:
-    """Run every stage on one local video file and write the outputs into ``out_dir``."""
-    # Lazy, one at a time: these pull in PyAV, faster-whisper, OpenCV, scispacy; a bad
-    # file is refused by the probe before any model loads.
-    from workers.stages import fetch  # noqa: PLC0415
-
+    """Run every stage of the table on one local video file; write the outputs into
+    ``out_dir``."""
     if settings is None:
         from app.settings import get_settings  # noqa: PLC0415
 
         settings = get_settings()
-    video = Path(video_path)
     out = Path(out_dir)
+    store = FolderStore(Path(video_path), out)
     timings: dict[str, float] = {}
-
-    def stage_progress(stage: str) -> Callable[[float], None] | None:
-        if progress is None:
-            return None
-        return lambda fraction: progress(stage, fraction)
-
-    def timed(stage: str, fn: Callable[[], Any]) -> Any:
-        if progress:
-            progress(stage, 0.0)
+    stats: dict[str, dict[str, Any]] = {}
+    for stage in PIPELINE:
+        stage_progress = None
+        if progress is not None:
+            progress(stage.name, 0.0)
+            stage_progress = functools.partial(progress, stage.name)
         started = time.perf_counter()
-        value = fn()
-        timings[stage] = round(time.perf_counter() - started, 3)
-        if progress:
-            progress(stage, 1.0)
-        _logger.info("%s: %.2f s", stage, timings[stage])
-        return value
+        stats[stage.name] = execute(stage, store, settings=settings, progress=stage_progress)
+        timings[stage.name] = round(time.perf_counter() - started, 3)
+        if progress is not None:
+            progress(stage.name, 1.0)
+        _logger.info("%s: %.2f s", stage.name, timings[stage.name])
 
-    probe: ProbeResult = timed("probe", lambda: fetch.probe(video))
-    if not probe.has_video:
-        raise StageError("no video stream")
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in ("pairs.jsonl", "transcript.json", "summary.json"):
-        (out / stale).unlink(missing_ok=True)
-
-    from workers.stages import align, asr, frames, text  # noqa: PLC0415
-
-    asr_options = asr.AsrOptions.from_settings(settings)
-    transcript: Transcript = timed(
-        "asr", lambda: asr.transcribe(video, asr_options, progress=stage_progress("asr"))
-    )
-    frames_options = frames.FramesOptions.from_settings(settings)
-    frames_result: FramesResult = timed(
-        "frames",
-        lambda: frames.extract(
-            video,
-            out / "images",
-            frames_options,
-            progress=stage_progress("frames"),
-            detector=frames.detector_from_settings(settings),
-        ),
-    )
-    text_options = text.TextOptions.from_settings(settings)
-    text_result: TextResult = timed("text", lambda: text.process(transcript, text_options))
-    align_options = align.AlignOptions.from_settings(settings)
-    # Only pairable frames are paired (not the narrator-occluded, poor or duplicate ones);
-    # pair.frame_index is mapped back to the index in frames_result.
-    to_pair, index_map = frames.pairable(frames_result)
-    aligned: AlignResult = timed("align", lambda: align.align(to_pair, text_result, align_options))
-    for pair in aligned.pairs:
-        pair.frame_index = index_map[pair.frame_index]
-
+    artifacts = store.artifacts
     result = PipelineResult(
         out_dir=out,
-        probe=probe,
-        transcript=transcript,
-        frames=frames_result,
-        text=text_result,
-        aligned=aligned,
+        probe=artifacts["media"].probe,
+        transcript=artifacts["transcript"],
+        frames=artifacts["frames"],
+        text=artifacts["text"],
+        aligned=artifacts["pairs"],
         timings_s=timings,
+        stats=stats,
     )
-    _write_outputs(
-        result,
-        options={
-            "asr": _options_dict(asr_options),
-            "frames": _options_dict(frames_options),
-            "text": _options_dict(text_options),
-            "align": _options_dict(align_options),
-        },
-    )
+    _write_outputs(result, options=_options(settings))
     return result
+
+
+def _options(settings: Settings) -> dict[str, Any]:
+    """The options each configurable stage ran with, for the summary."""
+    from workers.stages import align, asr, frames, text  # noqa: PLC0415
+
+    chosen = {
+        "asr": asr.AsrOptions,
+        "frames": frames.FramesOptions,
+        "text": text.TextOptions,
+        "align": align.AlignOptions,
+    }
+    return {name: _options_dict(cls.from_settings(settings)) for name, cls in chosen.items()}
 
 
 def _options_dict(options: Any) -> dict[str, Any]:
@@ -229,16 +228,7 @@ def _write_outputs(result: PipelineResult, options: dict[str, Any]) -> None:
         "sha256": result.probe.sha256,
         "probe": to_dict(result.probe),
         "timings_s": {**result.timings_s, "total": round(sum(result.timings_s.values()), 3)},
-        "stats": {
-            "asr": {
-                "segments": len(result.transcript.segments),
-                "words": len(result.transcript.words),
-                **result.transcript.stats,
-            },
-            "frames": result.frames.stats,
-            "text": {"sentences": len(result.text.sentences), **result.text.stats},
-            "align": result.aligned.stats,
-        },
+        "stats": result.stats,
         "chunks": [list(c) for c in result.frames.chunks],
         "frames": [
             {
@@ -274,7 +264,7 @@ def _write_skipped(out: Path, video: Path, reason: str) -> None:
 def build_parser(prog: str = "quilt pipeline run") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Run probe, ASR, frames, text and align on one local video file.",
+        description="Run every pipeline stage (fetch, asr, frames, text, align) on one local video file.",
     )
     parser.add_argument("video", type=Path, help="a local video file")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
