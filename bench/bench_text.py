@@ -34,12 +34,13 @@ FIXTURES = REPO_ROOT / "tests" / "fixtures"
 
 def run(n_sentences: int, asr: bool) -> dict:
     from tests.test_text import transcript_of  # noqa: PLC0415 - word timings, as the tests
-    from workers.stages.text import TextOptions, _resources, process  # noqa: PLC0415
+    from workers.stages.text import TextOptions, process  # noqa: PLC0415
     from workers.text.measure import (  # noqa: PLC0415
         changed_word_rate,
         key_term_recall,
         load_control_sentences,
     )
+    from workers.text.resources import kb_resources  # noqa: PLC0415
 
     control = load_control_sentences(FIXTURES / "control_sentences.txt")
     lectures = {
@@ -55,7 +56,7 @@ def run(n_sentences: int, asr: bool) -> dict:
     options = TextOptions(kb_cache_dir=tempfile.mkdtemp(prefix="kb-"))
 
     started = time.perf_counter()
-    res = _resources(options)
+    res = kb_resources(options)
     setup_s = time.perf_counter() - started
     process(transcript_of(pool[:20]), options)  # warm-up
 

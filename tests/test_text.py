@@ -17,7 +17,9 @@ from workers.knowledge import build_kb
 from workers.knowledge.lexicon import is_english_word
 from workers.knowledge.linker import KnowledgeBaseLinker, build_linker_paths, get_linker
 from workers.knowledge.phonetic import phonetic_key, similarity_over
-from workers.stages.text import TextOptions, pluralize, process, rake_phrases, rake_scores
+from workers.stages.text import TextOptions, process
+from workers.text.keywords import rake_phrases, rake_scores
+from workers.text.plurals import pluralize
 from workers.types import Segment, Transcript, Word
 
 KB_PATH = build_kb.KB_PATH
@@ -433,7 +435,7 @@ def test_real_asr_output_is_cleaned(tmp_path: Path, options: TextOptions) -> Non
 
 
 def test_noun_phrases_without_a_parser() -> None:
-    from workers.stages.text import noun_phrases
+    from workers.text.keywords import noun_phrases
 
     stop = frozenset({"the", "of", "and", "in", "with", "is", "are", "we", "see", "here"})
     said = "Here we see the markedly atypical glands of the colon, with prominent nucleoli."
