@@ -43,7 +43,7 @@ from workers.text.linking import alias_mentions, lecture_mentions, linker_mentio
 from workers.text.llm import LlmConfig
 from workers.text.resources import kb_resources
 from workers.text.sentences import ROI_CUES, RawSentence, split_sentences
-from workers.types import Correction, Sentence, TextResult, Transcript
+from workers.types import Correction, Sentence, StageJob, StageOutput, TextResult, Transcript
 
 
 @dataclass
@@ -218,3 +218,10 @@ def process(transcript: Transcript, options: TextOptions | None = None) -> TextR
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
     return TextResult(sentences=sentences, stats=stats)
+
+
+def run(job: StageJob) -> StageOutput:
+    """The stage as the pipeline table runs it: the transcript in, checked sentences out."""
+    result = process(job.inputs["transcript"], TextOptions.from_settings(job.settings))
+    stats = {"sentences": len(result.sentences), **result.stats}
+    return StageOutput(artifacts={"text": result}, stats=stats)
