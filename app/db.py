@@ -34,11 +34,11 @@ def make_engine(url: str, pool_size: int = 30) -> Engine:
     @event.listens_for(engine, "checkout")
     def _drop_broken(dbapi_conn, _record, _proxy) -> None:  # noqa: ANN001
         # A cheap stand-in for pool_pre_ping, whose ``SELECT 1`` costs a round trip on
-        # every request (the review queue's hot path, issue 5 item 10): a connection that
-        # the driver already knows is closed or broken is replaced here, without asking
-        # the server. One that died silently (a server restart) fails its first statement
-        # instead; SQLAlchemy then invalidates the whole pool, so each process loses one
-        # request, not one per pooled connection.
+        # every request (the review queue's hot path): a connection that the driver
+        # already knows is closed or broken is replaced here, without asking the server.
+        # One that died silently (a server restart) fails its first statement instead;
+        # SQLAlchemy then invalidates the whole pool, so each process loses one request,
+        # not one per pooled connection.
         if getattr(dbapi_conn, "closed", False) or getattr(dbapi_conn, "broken", False):
             raise exc.DisconnectionError("connection closed")
 

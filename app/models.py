@@ -1,4 +1,4 @@
-"""ORM models of the curation domain (see DESIGN.md, "Data").
+"""ORM models of the curation domain (see docs/architecture.md).
 
 The schema itself comes from the Alembic migrations; tests check that the two agree.
 JSON columns hold per-row details whose shape belongs to one stage (stats, flags, word
@@ -257,7 +257,8 @@ class Pair(Base):
         Index("ix_pairs_status_priority", "status", "priority", "id"),
         Index("ix_pairs_video", "video_id"),
         # The claim's walk: only pending pairs, in queue order. Partial, so that it stays
-        # as small as the backlog however many pairs have been decided (issue 5, item 10).
+        # as small as the backlog however many pairs have been decided: the review queue's
+        # claim must stay flat as pairs grow to millions.
         Index(
             "ix_pairs_pending_queue",
             "priority",
@@ -283,12 +284,13 @@ class Pair(Base):
     umls: Mapped[list] = mapped_column(JSON, default=list)
     keywords: Mapped[list] = mapped_column(JSON, default=list)
     magnification: Mapped[int | None] = mapped_column(Integer)
-    # Reviewer tags (issue 5, item 2): Quilt's sub-pathology category and "not histology".
+    # Reviewer tags: Quilt's sub-pathology category and "not histology".
     subpathology: Mapped[str | None] = mapped_column(String(32))
     not_histology: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     scores: Mapped[dict] = mapped_column(JSON, default=dict)
-    # The text cleanup of this pair step by step (issue 4, item 4): noisy -> corrected with
-    # the corrections and their scores, keywords, validated concepts (AlignedPair.denoising).
+    # The text cleanup of this pair step by step, so a reviewer can see what changed and
+    # why: noisy -> corrected with the corrections and their scores, keywords, validated
+    # concepts (AlignedPair.denoising).
     denoising: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
     confidence: Mapped[float] = mapped_column(Float, default=0.0)
     # Lower is reviewed first; defaults to the pipeline confidence.

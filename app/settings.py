@@ -77,7 +77,8 @@ class Settings(BaseSettings):
 
     # Text
     kb_path: str = ""  # empty: the knowledge base bundled in workers/knowledge
-    link_threshold: float = 0.6  # garbled ASR mentions link at cosine 0.6-0.7 (ENV-NOTES)
+    # Garbled ASR mentions (tiny.en on espeak-ng narration) link at cosine 0.6-0.7.
+    link_threshold: float = 0.6
     # Optional LLM for medical / ROI text: any OpenAI-compatible chat endpoint (base URL,
     # e.g. http://host:8080/v1). Empty URL: the rule-based extractor.
     llm_url: str = ""
@@ -90,7 +91,7 @@ class Settings(BaseSettings):
 
     # Review
     lease_s: int = 15 * 60
-    # k: independent reviews each pair needs; disagreeing ones go to adjudication (issue 5).
+    # k: independent reviews each pair needs; disagreeing ones go to adjudication.
     reviews_per_pair: int = Field(default=1, ge=1, le=10)
     # About one claim in gold_every serves a gold pair the reviewer has not seen (0: never).
     gold_every: int = Field(default=20, ge=0)

@@ -14,7 +14,7 @@ median of the per-round ratios.
 
 When the video has a ground-truth file next to it (``lecture.json`` with each segment's
 ``narration``, as the demo has), the stage's word error rate is reported with the domain
-prompt (its default) and without any prompt: what biasing buys (issue 4, item 1).
+prompt (its default) and without any prompt: what biasing buys.
 
 Usage: ``python bench/bench_asr.py [VIDEO] [--repeat N] [--json PATH]``.
 """

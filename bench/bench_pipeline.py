@@ -1,8 +1,8 @@
 """Time each pipeline stage next to the bare tool it wraps, measured in the same run.
 
-The pipeline's cost must grow linearly in video hours (DESIGN.md), and a stage that costs
-many times its bare tool is a stage to look at. Baselines, run after the pipeline on the
-same file and machine:
+The pipeline's cost must grow linearly in video hours (a corpus runs to a thousand hours
+and more: Quilt-1M's did), and a stage that costs many times its bare tool is a stage to
+look at. Baselines, run after the pipeline on the same file and machine:
 
 - asr: faster-whisper alone: ``WhisperModel(model, device, compute_type)`` loaded afresh,
   then ``transcribe(video, beam_size=..., language=...)`` with the stage's model and beam,

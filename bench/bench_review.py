@@ -1,6 +1,6 @@
 """Review queue under load: 50 concurrent reviewers against Postgres holding 1,000,000 pairs.
 
-What it does (issue 5, item 10):
+The claim must stay flat as pairs grow to millions. What it does:
 1. creates a dedicated database (dropped at the end), migrates it with Alembic and
    bulk-loads N pairs with COPY (priorities random, as pipeline confidences are);
 2. starts the real web app under uvicorn on 127.0.0.1 (a subprocess);

@@ -1,4 +1,4 @@
-"""Text cleanup throughput on CPU (sentences/s), and the issue-4 text measurements.
+"""Text cleanup throughput on CPU (sentences/s), and the text measurements.
 
 Throughput: the control sentences and the two lectures' narrations (``tests/fixtures``,
 ``demo/lecture.json``), repeated to ``--sentences`` sentences with word timings, through

@@ -1,4 +1,4 @@
-"""Issue 4, item 6: key-term recall of the corrected text, and words changed on control text.
+"""Key-term recall of the corrected text, and words changed on control text.
 
 Two narrated lectures with known key terms: the demo (``demo/lecture.json``) and a second
 one with different terms (``tests/fixtures/lecture2.json``, synthesized here with
@@ -8,12 +8,12 @@ cleaned alone and interleaved with medical narration (so that the medical-contex
 are active around them); the correct medical narration itself is cleaned too.
 
 Measured (CPU, tiny.en int8, beam 5, domain prompt): demo raw 0.694 -> corrected 0.917
-(33/36; was 0.833); second lecture raw 0.615 -> corrected 0.962 (25/26; was 0.885); control
-0.1% of words changed (1 of 1019: "croissants" -> "crescents"), alone and interleaved;
-correct medical narration 0 words changed. The issue's target of 0.9 recall is reached on
-both lectures. Still missed: "prominent nucleoli" and "brown chromogen" (heard as
-"prominent nuclei", p 0.9, and "ground chroma to"), "fundus" ("fungus-folded graph", not
-histopathology vocabulary) and "granuloma" ("falls at random moment").
+(33/36); second lecture raw 0.615 -> corrected 0.962 (25/26); control 0.1% of words
+changed (1 of 1019: "croissants" -> "crescents"), alone and interleaved; correct medical
+narration 0 words changed. The target of 0.9 recall is reached on both lectures. Still
+missed: "prominent nucleoli" and "brown chromogen" (heard as "prominent nuclei", p 0.9,
+and "ground chroma to"), "fundus" ("fungus-folded graph", not histopathology vocabulary)
+and "granuloma" ("falls at random moment").
 """
 
 from __future__ import annotations
@@ -156,8 +156,8 @@ def test_word_error_rate() -> None:
 
 @pytest.mark.slow
 def test_domain_prompt_lowers_word_error_rate_on_the_demo() -> None:
-    """Issue 4, item 1: biasing with the domain vocabulary. The stage's default (the prompt
-    built from the KB) against no prompt at all, same model and settings otherwise."""
+    """Biasing with the domain vocabulary. The stage's default (the prompt built from the
+    KB) against no prompt at all, same model and settings otherwise."""
     from workers.stages.asr import AsrOptions, transcribe
 
     spec = _lecture("demo")

@@ -237,8 +237,8 @@ class AlignedPair:
     magnification: int | None = None
     scores: dict[str, float] = field(default_factory=dict)
     confidence: float = 0.0
-    # The text cleanup step by step (issue 4): noisy -> corrected with each correction and
-    # its score, the keywords and the validated concepts of the medical sentences.
+    # The text cleanup step by step: noisy -> corrected with each correction and its
+    # score, the keywords and the validated concepts of the medical sentences.
     denoising: dict[str, Any] = field(default_factory=dict)
 
 

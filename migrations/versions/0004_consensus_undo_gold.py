@@ -25,7 +25,8 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("not_histology", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
-    # Partial: as small as the backlog, however many pairs are decided (issue 5, item 10).
+    # Partial: as small as the backlog, however many pairs are decided, so the review
+    # queue's claim stays flat as pairs grow to millions.
     op.create_index(
         "ix_pairs_pending_queue",
         "pairs",

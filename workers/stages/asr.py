@@ -22,13 +22,13 @@ medical words and its hallucinations. This stage runs faster-whisper (CTranslate
   *without* a prompt; English narration yields ~2-3 words per second of speech, foreign
   narration well under ``min_words_per_speech_s`` or few English words
   (``workers.knowledge.lexicon``). A probe on every file cost ~40% over bare
-  faster-whisper (bench_asr; issue 4 asks <= 10%). Foreign narration stops the main pass
+  faster-whisper (bench_asr; the budget is <= 10%). Foreign narration stops the main pass
   after its first segments;
 - transcribes with beam search, word timestamps, VAD (the speech chunks found above: VAD
   is not run twice) and an ``initial_prompt`` listing the domain vocabulary (the head of
-  the KB): on espeak-ng medical narration this cut tiny.en's WER from 20% to 7%
-  (ENV-NOTES). ``condition_on_previous_text`` is off: it is the main
-  cause of repetition loops on long audio;
+  the KB): on espeak-ng medical narration this cut tiny.en's WER from 20% to 7%.
+  ``condition_on_previous_text`` is off: it is the main cause of repetition loops on long
+  audio;
 - drops hallucinated segments: Whisper's own rule (no_speech_prob > 0.6 and
   avg_logprob < -1), compression ratio > 2.4 (loops compress well), a phrase repeated 4+
   times in a row, and a segment that repeats text already kept just before it.

@@ -19,7 +19,7 @@ pointer, encoding noise and transient overlays. This module does the same, in on
   a stable run; consecutive samples that all differ from their predecessor (a pan or a
   zoom) form a moving run. Stable runs rank first, then longer, then higher-scoring. The
   best run of each chunk is always kept, so every chunk gives an image even when the view
-  only pans; further runs need ``min_stable_s`` (3 s, as in DESIGN.md), up to
+  only pans; further runs need ``min_stable_s`` (3 s, as Quilt-1M's stable-frame rule), up to
   ``max_images_per_chunk``, skipping one whose perceptual hash is within
   ``dedup_hamming`` bits of an image already kept from the chunk.
 - Representative: for a stable run, the per-pixel median of up to ``median_frames``
@@ -29,7 +29,7 @@ pointer, encoding noise and transient overlays. This module does the same, in on
   network (~10 ms for five 720p frames, ``np.median`` took ~0.5 s) and run similarity a
   box-filter SSIM equal to skimage's (~10x faster): with the face cascade at a coarser
   pyramid step (vision.impurities) these were the stage's costs besides decoding
-  (issue 3, item 9; bench/bench_frames.py).
+  (bench/bench_frames.py).
 Each kept image is written as ``frame_{t_ms:08d}.jpg`` (JPEG quality 92) in ``out_dir``;
 its ``KeptFrame`` carries the run's span, the mean detector score, Laplacian-variance
 sharpness, a 64-bit DCT perceptual hash, and flags (detector score, face count from
@@ -73,7 +73,7 @@ class FramesOptions:
     min_chunk_s: float = 2.0
     max_images_per_chunk: int = 2
     ssim_threshold: float = 0.98  # Quilt-1M: consecutive frames with SSIM > 0.98 are stable
-    min_stable_s: float = 3.0  # for runs after a chunk's longest one (DESIGN.md)
+    min_stable_s: float = 3.0  # for runs after a chunk's longest one (Quilt-1M's rule)
     median_frames: int = 5  # full-resolution frames per run for the median (odd: a true median)
     dedup_hamming: int = 4  # phash bits: closer images in one video are the same view
     detect_faces: bool = True  # impurities: faces, text overlays, desktop chrome; tissue crop
@@ -205,7 +205,7 @@ def _median(frames: list[np.ndarray]) -> np.ndarray:
     """Per-pixel median of a few uint8 frames by an odd-even transposition sorting network
     of ``np.minimum``/``np.maximum``: n rounds of elementwise min/max, no stack and no
     float copy. Five 720p frames: ~10 ms, against ~0.5 s for ``np.median`` on the stack
-    (issue 3, item 9). An even count averages the two middle values, rounding up."""
+    (bench/bench_frames.py). An even count averages the two middle values, rounding up."""
     if len(frames) == 1:
         return frames[0]
     s = list(frames)

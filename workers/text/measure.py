@@ -1,4 +1,4 @@
-"""Measures of the text stage (issue 4, item 6): key-term recall and words changed.
+"""Measures of the text stage: key-term recall and words changed.
 
 - ``key_term_recall``: of the key terms a narration says (with multiplicity), the share
   written correctly in a text. A term counts when any accepted spelling of it appears
@@ -8,8 +8,8 @@
 - ``changed_word_rate``: the share of a text's words that the cleanup replaced (difflib
   over lower-case word tokens). On correct text every change is a wrong change.
 - ``word_error_rate``: (substitutions + deletions + insertions) / reference words, by a
-  word-level Levenshtein alignment of lower-case word tokens (issue 4, item 1: what the
-  domain prompt does to ASR; bench/bench_asr.py).
+  word-level Levenshtein alignment of lower-case word tokens (what the domain prompt does
+  to ASR; bench/bench_asr.py).
 
 Both are pure functions; tests and ``bench/bench_text.py`` use them.
 """

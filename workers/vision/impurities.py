@@ -12,9 +12,9 @@ all run on the kept frames only (a few per chunk), not on every sample.
   (2-12 false faces) and the profile cascade found no inset; alt2 at 640 px found every
   narrator with no false face, at step 1.1 and at 1.2 alike (10/10, no false face); 1.2
   halves the pyramid and the time (~300 -> ~160 ms a frame on a loaded 2-core machine:
-  the cascade was the largest cost of the stage after decoding, issue 3 item 9). The set
-  now has two identities (the astronaut and Grace Hopper's portrait: 12/12, no false
-  face); both face the camera, so expect lower recall on real narrators in profile.
+  the cascade was the largest cost of the stage after decoding). The set has two
+  identities (the astronaut and Grace Hopper's portrait: 12/12, no false face); both face
+  the camera, so expect lower recall on real narrators in profile.
 - ``text_lines``: high-contrast edges (morphological gradient > ``_TEXT_EDGE`` gray levels
   at 640 px) that survive a 3x3 opening: a letter's strokes at that size are solid blobs
   of gradient, while tissue and photo edges are thin lines that vanish (measured on the

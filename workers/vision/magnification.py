@@ -11,10 +11,10 @@ screen grows with the objective. Here:
   part is averaged over the nuclear pixels (H > E, H > DAB, darker than the tissue's
   median) for 31 sigmas spaced geometrically over 0.25-8% of the analysed image's short
   side; the peak, refined by a parabola in log sigma, gives the diameter ``2 sqrt(2)
-  sigma`` as a fraction of that short side. The first version took the median area of
-  thresholded blobs instead: touching nuclei merged at low power and the soft nuclei of an
-  upscaled zoom split, so a 2x zoom of the H&E read smaller than the original (issue 3,
-  item 6). A scale-space peak is covariant with zoom by construction.
+  sigma`` as a fraction of that short side. The median area of thresholded blobs does
+  not work: touching nuclei merge at low power and the soft nuclei of an upscaled zoom
+  split, so a 2x zoom of the H&E read smaller than the original. A scale-space peak is
+  covariant with zoom by construction.
 - resolution: the image is analysed at 512 px long side (never upscaled) and the diameter
   is measured relative to the analysed short side, so downscaling cancels out, while a
   zoom (a smaller field of view at the same pixel size, as the frames stage's tissue crop

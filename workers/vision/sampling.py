@@ -22,7 +22,7 @@ does both, without a second pass and without converting every frame:
 - Overlap: ``prefetched`` runs the decode in a thread of its own, a few samples ahead of
   the analysis. PyAV releases the GIL while libavcodec decodes and OpenCV while it
   filters, so on two cores decoding and analysis run side by side: the stage takes about
-  the longer of the two instead of their sum (issue 3, item 9; bench/bench_frames.py).
+  the longer of the two instead of their sum (bench/bench_frames.py).
 
 Memory: one decoded frame and one thumbnail at a time, plus the prefetch queue's few
 samples, whatever the video's length.

@@ -18,7 +18,7 @@ window, or next to a narrator. Quilt kept the whole frame; the audit of its imag
 - ``clean_crop``: the largest axis-aligned part of the tissue box that overlaps no impurity
   box (a narrator inset, a caption, chrome): the box cut left, right, above or below each
   impurity. A crop is kept when it holds at least ``min_keep`` (default 0.5) of the tissue
-  box's area, else the frame is marked occluded and is not paired (issue 3, item 4).
+  box's area, else the frame is marked occluded and is not paired.
 - ``quality``: Laplacian variance (blur) of the tissue crop at 512 px long side, so the
   value does not depend on the video's resolution; the crop's short side in source pixels;
   the tissue fraction of the crop. Thresholds live in settings (``frame_min_*``).
