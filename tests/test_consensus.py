@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from app.models import Channel, Pair, Role, Video
-from app.services import agreement, consensus, dashboards, review
+from app.services import agreement, dashboards, review
 from tests.web_seed import make_pair, make_user, make_video
 
 # Three reviewers, six pairs, k = 3: who said what (a: approve, r: reject).
@@ -49,7 +49,7 @@ def test_agreement_report_matches_the_statistics(session):
         expected_version=session.scalar(select(Pair.version).where(Pair.id == pairs[0].id)),
     )
 
-    report = consensus.agreement_report(session=session)
+    report = agreement.report(session=session)
     labels = {n: ["approve" if c == "a" else "reject" for c in row] for n, row in VOTES.items()}
     by_pair = {(p.reviewer_a, p.reviewer_b): p for p in report.pairwise}
     assert set(by_pair) == {("alice", "bob"), ("alice", "carol"), ("bob", "carol")}

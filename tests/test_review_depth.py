@@ -1,5 +1,5 @@
 """Review depth on both databases: k reviews per pair, disputes and adjudication, filters,
-undo and one's own history, gold pairs, grid batches, tags (issue 5)."""
+undo and one's own history, gold pairs, grid batches, tags."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import Channel, Pair, PairStatus, Review, Role, User, Video, utcnow
-from app.services import consensus, review
+from app.services import adjudication, gold, review
 from tests.web_seed import make_pair, make_user, make_video
 
 LEASE = 600
@@ -72,19 +72,19 @@ def test_disagreement_goes_to_adjudication(session, team):
     # Reviewers do not settle disputes.
     with pytest.raises(review.ReviewError, match="admin"):
         vote(session, carol, p, "approve")
-    with pytest.raises(consensus.NotAllowedError):
-        consensus.claim_adjudication(session=session, admin=alice)
-    total, items = consensus.list_adjudication(session=session)
+    with pytest.raises(review.NotAllowedError):
+        adjudication.claim_adjudication(session=session, admin=alice)
+    total, items = adjudication.list_adjudication(session=session)
     assert total == 1 and [v.decision for v in items[0].votes] == ["approve", "reject"]
-    item = consensus.claim_adjudication(session=session, admin=ada, lease_s=LEASE)
+    item = adjudication.claim_adjudication(session=session, admin=ada, lease_s=LEASE)
     assert item.pair.id == p.id
     ada2 = make_user(session, "ada2", Role.admin)
-    assert consensus.claim_adjudication(session=session, admin=ada2, lease_s=LEASE) is None
+    assert adjudication.claim_adjudication(session=session, admin=ada2, lease_s=LEASE) is None
     with pytest.raises(review.ConflictError):
-        consensus.adjudicate(
+        adjudication.adjudicate(
             session=session, pair_id=p.id, admin=ada, decision="approve", expected_version=1
         )
-    settled = consensus.adjudicate(
+    settled = adjudication.adjudicate(
         session=session,
         pair_id=p.id,
         admin=ada,
@@ -95,7 +95,7 @@ def test_disagreement_goes_to_adjudication(session, team):
     assert (settled.status, settled.reject_reason) == ("rejected", "impurity")
     kinds = [h.kind for h in review.pair_history(session=session, pair_id=p.id)]
     assert kinds == ["review", "review", "adjudication"]
-    assert consensus.list_adjudication(session=session)[0] == 0
+    assert adjudication.list_adjudication(session=session)[0] == 0
 
 
 def test_unanimous_rejections_keep_the_most_common_reason(session, team):
@@ -206,7 +206,7 @@ def test_undo_refused_after_someone_else_settled_the_pair(session, team):
     p = pairs[0]
     vote(session, alice, p, "approve")
     disputed = vote(session, bob, p, "reject", "impurity")
-    consensus.adjudicate(
+    adjudication.adjudicate(
         session=session,
         pair_id=p.id,
         admin=ada,
@@ -226,9 +226,9 @@ def test_undo_refused_after_someone_else_settled_the_pair(session, team):
 def test_gold_pairs_are_mixed_in_and_scored(session, team):
     pairs, (alice, bob, _), ada = team
     gold_pair = pairs[2]
-    with pytest.raises(consensus.NotAllowedError):
-        consensus.mark_gold(session=session, pair_id=gold_pair.id, admin=alice, decision="approve")
-    consensus.mark_gold(
+    with pytest.raises(review.NotAllowedError):
+        gold.mark_gold(session=session, pair_id=gold_pair.id, admin=alice, decision="approve")
+    gold.mark_gold(
         session=session, pair_id=gold_pair.id, admin=ada, decision="reject", reason="impurity"
     )
     assert session.scalar(select(Pair.status).where(Pair.id == gold_pair.id)) == "rejected"
@@ -254,10 +254,10 @@ def test_gold_pairs_are_mixed_in_and_scored(session, team):
         assert nxt.id != gold_pair.id
     scores = {
         g.username: (g.answered, g.correct, g.accuracy)
-        for g in consensus.gold_accuracy(session=session)
+        for g in gold.gold_accuracy(session=session)
     }
     assert scores == {"alice": (1, 1, 1.0), "bob": (1, 0, 0.0)}
-    assert [g.pair_id for g in consensus.list_gold(session=session)] == [gold_pair.id]
+    assert [g.pair_id for g in gold.list_gold(session=session)] == [gold_pair.id]
 
 
 def test_batch_decision_reports_conflicts_per_item(session, team):
@@ -330,18 +330,18 @@ def test_undo_of_an_override_restores_the_earlier_verdict(session, team):
 def test_undo_of_a_gold_vote_leaves_the_known_answer(session, team):
     pairs, (alice, bob, _), ada = team
     g = pairs[0]
-    consensus.mark_gold(session=session, pair_id=g.id, admin=ada, decision="approve")
+    gold.mark_gold(session=session, pair_id=g.id, admin=ada, decision="approve")
     vote(session, alice, g, "reject", "duplicate")
     vote(session, bob, g, "approve")
     back = review.undo_last(session=session, reviewer=alice)
     assert back.status == "approved"
-    assert {a.username: a.answered for a in consensus.gold_accuracy(session=session)} == {"bob": 1}
+    assert {a.username: a.answered for a in gold.gold_accuracy(session=session)} == {"bob": 1}
 
 
 def test_one_pair_can_need_more_reviews_than_the_setting(session, team):
     pairs, (alice, bob, _), _ = team
-    consensus.set_reviews_needed(session=session, pair_id=pairs[0].id, k=2)
+    adjudication.set_reviews_needed(session=session, pair_id=pairs[0].id, k=2)
     assert vote(session, alice, pairs[0], k=1).status == "pending"
     assert vote(session, bob, pairs[0], k=1).status == "approved"
     with pytest.raises(review.ReviewError):
-        consensus.set_reviews_needed(session=session, pair_id=pairs[0].id, k=0)
+        adjudication.set_reviews_needed(session=session, pair_id=pairs[0].id, k=0)

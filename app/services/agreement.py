@@ -1,5 +1,8 @@
-"""Inter-rater agreement statistics, implemented here (numpy only) so that their
-definitions are in plain sight and tested against the textbook examples:
+"""Inter-rater agreement: the statistics, and ``report`` over the reviewers' votes and
+caption edits (what the agreement page and /api/stats/agreement show).
+
+The statistics are implemented here (numpy only) so that their definitions are in plain
+sight and tested against the textbook examples:
 
 - Cohen's kappa (Cohen 1960) for two reviewers who rated the same pairs:
   kappa = (p_o - p_e) / (1 - p_e), p_e from each reviewer's own label frequencies.
@@ -15,9 +18,17 @@ defined kappa; the functions return None there rather than a misleading 0 or 1.
 
 from __future__ import annotations
 
+import collections
+import dataclasses
+import itertools
 from collections.abc import Hashable, Sequence
 
 import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.models import PairRevision, Review, User
+from app.services.review.rows import standing_votes
 
 
 def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:
@@ -111,3 +122,122 @@ def normalized_edit_distance(a: str, b: str) -> float:
     """Levenshtein distance divided by the longer length: 0 identical, 1 nothing shared."""
     longest = max(len(a), len(b))
     return levenshtein(a, b) / longest if longest else 0.0
+
+
+# --- the report ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class PairwiseAgreement:
+    reviewer_a: str
+    reviewer_b: str
+    common: int  # pairs both decided
+    percent_agreement: float
+    cohen_kappa: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class EditDistance:
+    reviewer_a: str
+    reviewer_b: str
+    common: int  # pairs whose caption both edited
+    mean_chars: float
+    mean_normalized: float  # Levenshtein / longer length, 0 identical ... 1 disjoint
+
+
+@dataclasses.dataclass(frozen=True)
+class AgreementReport:
+    pairwise: list[PairwiseAgreement]
+    fleiss_kappa: float | None
+    fleiss_items: int  # pairs with the most common number of votes (Fleiss needs equal n)
+    fleiss_raters: int
+    krippendorff_alpha: float | None
+    alpha_items: int  # pairs with >= 2 votes
+    caption_edits: list[EditDistance]
+
+
+def _votes_by_pair(session: Session) -> dict[int, dict[str, str]]:
+    """pair id -> {reviewer name: decision}: each reviewer's last standing vote, only on
+    pairs that at least two reviewers decided (gold pairs included: they are votes too)."""
+    standing = standing_votes()
+    multi = (
+        select(Review.pair_id)
+        .where(standing)
+        .group_by(Review.pair_id)
+        .having(func.count(func.distinct(Review.reviewer_id)) >= 2)
+    )
+    rows = session.execute(
+        select(Review.pair_id, User.username, Review.decision)
+        .join(User, User.id == Review.reviewer_id)
+        .where(standing, Review.pair_id.in_(multi))
+        .order_by(Review.id)
+    ).all()
+    out: dict[int, dict[str, str]] = collections.defaultdict(dict)
+    for pair_id, username, decision in rows:
+        out[pair_id][username] = decision
+    return out
+
+
+def report(*, session: Session) -> AgreementReport:
+    """Cohen's kappa per reviewer pair, Fleiss' kappa and Krippendorff's alpha overall on
+    the approve/reject votes, and the edit distance between reviewers' caption edits."""
+    votes = _votes_by_pair(session)
+    by_reviewer_pair: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
+    for per_pair in votes.values():
+        for a, b in itertools.combinations(sorted(per_pair), 2):
+            xs, ys = by_reviewer_pair.setdefault((a, b), ([], []))
+            xs.append(per_pair[a])
+            ys.append(per_pair[b])
+    pairwise = [
+        PairwiseAgreement(
+            a,
+            b,
+            len(xs),
+            sum(x == y for x, y in zip(xs, ys, strict=True)) / len(xs),
+            cohen_kappa(xs, ys),
+        )
+        for (a, b), (xs, ys) in sorted(by_reviewer_pair.items())
+    ]
+    units = [list(per_pair.values()) for per_pair in votes.values()]
+    alpha = krippendorff_alpha_nominal(units)
+    fleiss: float | None = None
+    fleiss_items = fleiss_raters = 0
+    if units:
+        fleiss_raters = collections.Counter(len(u) for u in units).most_common(1)[0][0]
+        table = [[u.count("approve"), u.count("reject")] for u in units if len(u) == fleiss_raters]
+        fleiss_items = len(table)
+        fleiss = fleiss_kappa(table)
+    return AgreementReport(
+        pairwise=pairwise,
+        fleiss_kappa=fleiss,
+        fleiss_items=fleiss_items,
+        fleiss_raters=fleiss_raters,
+        krippendorff_alpha=alpha,
+        alpha_items=len(units),
+        caption_edits=caption_edit_distances(session=session),
+    )
+
+
+def caption_edit_distances(*, session: Session) -> list[EditDistance]:
+    """For every pair whose caption two reviewers edited: the Levenshtein distance
+    between each one's last caption, averaged per reviewer pair."""
+    rows = session.execute(
+        select(PairRevision.pair_id, User.username, PairRevision.after)
+        .join(User, User.id == PairRevision.user_id)
+        .order_by(PairRevision.id)
+    ).all()
+    captions: dict[int, dict[str, str]] = collections.defaultdict(dict)
+    for pair_id, username, after in rows:
+        if isinstance(after, dict) and isinstance(after.get("caption"), str):
+            captions[pair_id][username] = after["caption"]
+    sums: dict[tuple[str, str], list[float]] = {}
+    for per_pair in captions.values():
+        for a, b in itertools.combinations(sorted(per_pair), 2):
+            s = sums.setdefault((a, b), [0, 0.0, 0.0])
+            s[0] += 1
+            s[1] += levenshtein(per_pair[a], per_pair[b])
+            s[2] += normalized_edit_distance(per_pair[a], per_pair[b])
+    return [
+        EditDistance(a, b, int(n), chars / n, norm / n)
+        for (a, b), (n, chars, norm) in sorted(sums.items())
+    ]

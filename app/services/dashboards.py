@@ -13,7 +13,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app.models import Channel, Pair, PairStatus, Review, ReviewKind, User, Video, utcnow
-from app.services import consensus
+from app.services import agreement, gold
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,11 +118,11 @@ def reviewer_stats(
         per[(rid, name)].append((kind, decision, at.replace(tzinfo=None)))
     kappas: dict[str, list[float]] = collections.defaultdict(list)
     if with_agreement:
-        for row in consensus.agreement_report(session=session).pairwise:
+        for row in agreement.report(session=session).pairwise:
             if row.cohen_kappa is not None:
                 kappas[row.reviewer_a].append(row.cohen_kappa)
                 kappas[row.reviewer_b].append(row.cohen_kappa)
-    gold = {g.reviewer_id: g for g in consensus.gold_accuracy(session=session)}
+    scored = {g.reviewer_id: g for g in gold.gold_accuracy(session=session)}
     out = []
     for (rid, name), items in sorted(per.items(), key=lambda kv: kv[0][1]):
         votes = [i for i in items if i[0] == ReviewKind.review]
@@ -133,7 +133,7 @@ def reviewer_stats(
             if (b - a).total_seconds() < 600  # longer gaps are breaks, not review time
         ]
         hours = (times[-1] - times[0]).total_seconds() / 3600 if len(times) > 1 else 0.0
-        g = gold.get(rid)
+        g = scored.get(rid)
         out.append(
             ReviewerStats(
                 reviewer_id=rid,

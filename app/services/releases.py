@@ -204,8 +204,12 @@ def get_release(*, session: Session, version: str) -> Release | None:
     return session.scalar(select(Release).where(Release.version == version))
 
 
-def list_releases(*, session: Session) -> list[Release]:
-    return list(session.scalars(select(Release).order_by(Release.created_at, Release.id)))
+def list_releases(*, session: Session, newest_first: bool = False) -> list[Release]:
+    """Every release, oldest first (the CLI's listing), or newest first (the pages)."""
+    order = (Release.created_at, Release.id)
+    if newest_first:
+        order = (Release.created_at.desc(), Release.id.desc())
+    return list(session.scalars(select(Release).order_by(*order)))
 
 
 # --- building --------------------------------------------------------------------------

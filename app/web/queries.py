@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from app.models import Pair, Release, TranscriptSegment, User, Video, VideoStatus
-from app.services import review
+from app.models import Pair, Release, TranscriptSegment, Video, VideoStatus
 from app.services.releases import release_dir
 
 ACTIVE_VIDEO_STATUSES = (VideoStatus.queued, VideoStatus.processing)
@@ -52,10 +50,6 @@ def video_counts(*, session: Session) -> dict[str, int]:
     return {status: n for status, n in rows}
 
 
-def list_releases(*, session: Session) -> list[Release]:
-    return list(session.scalars(select(Release).order_by(Release.id.desc())).all())
-
-
 def release_files(release: Release) -> list[str]:
     """Files of a release, relative to its folder (what the download route serves)."""
     if release.status != "ready":
@@ -84,24 +78,3 @@ def transcript_around(
             .limit(limit)
         ).all()
     )
-
-
-def claim_ahead(
-    *,
-    session: Session,
-    reviewer: User,
-    exclude: Collection[int],
-    filters: review.QueueFilters | None = None,
-) -> Pair | None:
-    """Lease one more pair to ``reviewer`` besides the ones in ``exclude`` (the pair on
-    screen and those whose decisions are still being saved): the review page prefetches
-    the next pair while the current one is shown (issue 5, item 3).
-
-    ``review.claim_batch`` hands out the held pairs first, then new ones, with the queue's
-    guarantees; asking for one more than ``exclude`` holds gives the pair after them.
-    """
-    skip = {int(i) for i in exclude}
-    pairs = review.claim_batch(
-        session=session, reviewer=reviewer, limit=len(skip) + 1, filters=filters
-    )
-    return next((p for p in pairs if p.id not in skip), None)

@@ -3,13 +3,20 @@
 Modules (each one concern; this package re-exports their public names, so callers write
 ``from app.services import review`` and ``review.claim_next(...)``):
 
-- ``queue``: filters, leases, ``claim_next`` / ``claim_batch`` (the hot path);
+- ``queue``: filters, ``claim_next`` / ``claim_batch`` / ``claim_ahead`` (the hot path);
+- ``leases``: ``lease_next``, the one way a pair is leased from a queue (the review queue,
+  the grid and adjudication), and how concurrent claims stay apart;
 - ``decisions``: ``decide``, ``decide_many`` (grid triage), ``skip``, ``validate_decision``;
 - ``edits``: caption fields and tags, with PairRevision rows;
 - ``history``: ``pair_history``, ``reviewer_history``, ``undo_last``;
 - ``listing``: ``list_pairs``, ``filter_options``, ``queue_counts`` (reads only);
-- ``rows``: the row steps shared with consensus (lock the pair, write a verdict);
-- ``errors``: ``ReviewError``, ``PairNotFoundError``, ``ConflictError``.
+- ``rows``: the row steps shared with adjudication and gold answers (lock the pair, write
+  a verdict, standing votes);
+- ``errors``: ``ReviewError``, ``PairNotFoundError``, ``ConflictError``,
+  ``NotAllowedError``.
+
+Adjudication, gold pairs and agreement live next door: app/services/adjudication.py,
+gold.py and agreement.py.
 
 History is append-only: decisions are Review rows (with the status before and after),
 edits PairRevision rows, and an undo is a Review of its own that names the one it takes
@@ -33,7 +40,12 @@ from app.services.review.edits import (
     TEXT_FIELDS,
     edit,
 )
-from app.services.review.errors import ConflictError, PairNotFoundError, ReviewError
+from app.services.review.errors import (
+    ConflictError,
+    NotAllowedError,
+    PairNotFoundError,
+    ReviewError,
+)
 from app.services.review.history import (
     HistoryEntry,
     ReviewerHistoryItem,
@@ -48,7 +60,13 @@ from app.services.review.listing import (
     list_pairs,
     queue_counts,
 )
-from app.services.review.queue import NO_FILTERS, QueueFilters, claim_batch, claim_next
+from app.services.review.queue import (
+    NO_FILTERS,
+    QueueFilters,
+    claim_ahead,
+    claim_batch,
+    claim_next,
+)
 from app.services.review.rows import get_pair
 
 __all__ = [
@@ -63,11 +81,13 @@ __all__ = [
     "Decision",
     "FilterOptions",
     "HistoryEntry",
+    "NotAllowedError",
     "PairNotFoundError",
     "QueueCounts",
     "QueueFilters",
     "ReviewError",
     "ReviewerHistoryItem",
+    "claim_ahead",
     "claim_batch",
     "claim_next",
     "decide",

@@ -4,7 +4,7 @@ Decisions use optimistic concurrency on the pair's version. A decision first loc
 pair's row (``rows.lock_pair``: a no-op UPDATE ... RETURNING, which is also SQLite's first
 write) and then compares versions, so two votes on one pair are counted one after the
 other, never lost. The k-th vote settles the pair (unanimous: approved or rejected;
-otherwise disputed, for consensus.adjudicate).
+otherwise disputed, for app.services.adjudication).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
-import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -37,13 +36,11 @@ from app.services.review.errors import ConflictError, PairNotFoundError, ReviewE
 from app.services.review.rows import (
     active_reviews,
     lock_pair,
+    outright_verdict,
     verdict_values,
     write_verdict,
 )
 from app.settings import get_settings
-
-_logger = logging.getLogger(__name__)
-
 
 Decision = Literal["approve", "reject"]
 MAX_COMMENT_LEN = 2_000
@@ -118,7 +115,7 @@ def decide(
     so the k reviewers of one pair never conflict with each other; a stale
     ``expected_version`` (an edit since) is a ``ConflictError``, as is a second vote by
     the same reviewer on a pending pair. On a pair already settled, a decision overrides
-    (audited); disputed pairs are settled by admins (``consensus.adjudicate``).
+    (audited); disputed pairs are settled by admins (``adjudication.adjudicate``).
     Gold pairs keep their known answer: the vote is only recorded (for accuracy).
     """
     reason_value, comment = validate_decision(decision=decision, reason=reason, comment=comment)
@@ -181,14 +178,8 @@ def decide(
         session.rollback()
         raise ReviewError(f"pair {pair_id} is disputed: an admin settles it (adjudication)")
     else:
-        status_after = PairStatus.approved if decision == "approve" else PairStatus.rejected
-        values = verdict_values(
-            status=status_after,
-            reason=reason_str,
-            comment=comment if reason_value else None,
-            by_id=reviewer.id,
-            at=now,
-            now=now,
+        status_after, values = outright_verdict(
+            decision=decision, reason=reason_str, comment=comment, by_id=reviewer.id, now=now
         )
         values["review_count"] = Pair.review_count + 1
     pair = write_verdict(

@@ -5,7 +5,6 @@ means someone else wrote first: ``ConflictError``).
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -19,9 +18,6 @@ from app.models import (
 from app.services import audit
 from app.services.review.errors import ConflictError, ReviewError
 from app.services.review.rows import bump, get_pair
-
-_logger = logging.getLogger(__name__)
-
 
 TEXT_FIELDS: tuple[str, ...] = ("caption", "medical_text", "roi_text")
 TAG_FIELDS: tuple[str, ...] = ("magnification", "subpathology", "not_histology")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-
-_logger = logging.getLogger(__name__)
+from app.models import Role, User
 
 
 class ReviewError(ValueError):
@@ -28,3 +26,12 @@ def conflict(pair_id: int, current: int, expected: int) -> ConflictError:
         f"pair {pair_id} was changed by someone else (version {current}, you had {expected})",
         current_version=current,
     )
+
+
+class NotAllowedError(ReviewError):
+    """Only admins adjudicate and mark gold pairs."""
+
+
+def require_admin(*, user: User) -> None:
+    if user.role != Role.admin:
+        raise NotAllowedError("only an admin may do this")

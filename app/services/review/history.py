@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
 from typing import Any, Literal
 
 from sqlalchemy import select
@@ -25,7 +24,7 @@ from app.models import (
 )
 from app.services import audit
 from app.services.review.errors import ConflictError
-from app.services.review.queue import renew_lease
+from app.services.review.leases import renew_lease
 from app.services.review.rows import (
     active_reviews,
     get_pair,
@@ -34,8 +33,6 @@ from app.services.review.rows import (
     write_verdict,
 )
 from app.settings import get_settings
-
-_logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,7 +187,13 @@ def undo_last(
         undoes_id=last.id,
     )
     if last.kind == ReviewKind.review:
-        renew_lease(session, last.pair_id, reviewer.id, now, now + dt.timedelta(seconds=lease_s))
+        renew_lease(
+            session=session,
+            pair_id=last.pair_id,
+            reviewer_id=reviewer.id,
+            now=now,
+            expires=now + dt.timedelta(seconds=lease_s),
+        )
     audit.record(
         session=session,
         user=reviewer,

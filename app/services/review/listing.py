@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
 
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session
@@ -20,8 +19,6 @@ from app.models import (
     utcnow,
 )
 from app.services.review.queue import NO_FILTERS, QueueFilters
-
-_logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)

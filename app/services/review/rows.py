@@ -1,7 +1,7 @@
-"""Row-level steps shared by decisions, edits, undo and consensus.adjudicate.
+"""Row-level steps shared by decisions, edits, undo, adjudication and gold answers.
 
 ``lock_pair`` is the write that comes first in every decision: it locks the pair's row and
-reads its current state (see the package docstring for why it must come first on SQLite).
+reads its current state (its docstring says why it must come first on SQLite).
 ``write_verdict`` is the one place a verdict is written: the pair's status columns (with
 a version bump) and the append-only Review row that records who decided what, and the
 status before and after.
@@ -10,7 +10,7 @@ status before and after.
 from __future__ import annotations
 
 import datetime as dt
-import logging
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import select, update
@@ -18,13 +18,12 @@ from sqlalchemy.orm import Session
 
 from app.models import (
     Pair,
+    PairStatus,
     Review,
     ReviewKind,
     utcnow,
 )
-from app.services.review.errors import ConflictError, PairNotFoundError
-
-_logger = logging.getLogger(__name__)
+from app.services.review.errors import PairNotFoundError, conflict
 
 
 def get_pair(*, session: Session, pair_id: int) -> Pair:
@@ -48,10 +47,7 @@ def bump(*, session: Session, pair_id: int, expected_version: int, values: dict[
     current = session.scalar(select(Pair.version).where(Pair.id == pair_id))
     if current is None:
         raise PairNotFoundError(f"pair {pair_id} not found")
-    raise ConflictError(
-        f"pair {pair_id} was changed by someone else (version {current}, you had {expected_version})",
-        current_version=current,
-    )
+    raise conflict(pair_id, current, expected_version)
 
 
 def lock_pair(session: Session, pair_id: int) -> Any:
@@ -72,6 +68,15 @@ def lock_pair(session: Session, pair_id: int) -> Any:
         session.rollback()
         raise PairNotFoundError(f"pair {pair_id} not found")
     return row
+
+
+def standing_votes(*, pair_ids: Collection[int] | None = None) -> Any:
+    """Votes (Reviews of kind ``review``) that no undo has taken back; ``pair_ids`` narrows
+    the lookup of undos to those pairs."""
+    undone = select(Review.undoes_id).where(Review.undoes_id.is_not(None))
+    if pair_ids is not None:
+        undone = undone.where(Review.pair_id.in_(pair_ids))
+    return (Review.kind == ReviewKind.review) & Review.id.not_in(undone)
 
 
 def active_reviews(pair_id: int) -> Any:
@@ -106,6 +111,24 @@ def verdict_values(
         "version": Pair.version + 1,
         "updated_at": now,
     }
+
+
+def outright_verdict(
+    *, decision: str, reason: str | None, comment: str | None, by_id: int, now: dt.datetime
+) -> tuple[str, dict[str, Any]]:
+    """(status, pair columns) of a verdict that settles the pair by itself, whatever votes
+    it had: an override of a settled pair, an adjudication, a gold answer. The decision is
+    the status; a rejection keeps its reason and comment."""
+    status = PairStatus.approved if decision == "approve" else PairStatus.rejected
+    values = verdict_values(
+        status=status,
+        reason=reason,
+        comment=comment if reason else None,
+        by_id=by_id,
+        at=now,
+        now=now,
+    )
+    return status, values
 
 
 def write_verdict(

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from app.db import SessionDep
-from app.services import consensus
+from app.services import adjudication
 from app.web.api.pairs import pair_out
 from app.web.api.schemas import AdjudicationItemOut, AdjudicationPage, DecisionIn, PairOut, VoteOut
 from app.web.deps import AdminUser
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/adjudication", tags=["adjudication"])
 PairId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-def item_out(item: consensus.AdjudicationItem) -> AdjudicationItemOut:
+def item_out(item: adjudication.AdjudicationItem) -> AdjudicationItemOut:
     return AdjudicationItemOut(
         pair=pair_out(item.pair), votes=[VoteOut.model_validate(v) for v in item.votes]
     )
@@ -31,7 +31,7 @@ def list_disputed(
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> AdjudicationPage:
     """Disputed pairs (k reviews that disagree) with each reviewer's vote."""
-    total, items = consensus.list_adjudication(session=session, limit=limit, offset=offset)
+    total, items = adjudication.list_adjudication(session=session, limit=limit, offset=offset)
     return AdjudicationPage(total=total, items=[item_out(i) for i in items])
 
 
@@ -42,7 +42,7 @@ def list_disputed(
 )
 def claim_next(session: SessionDep, admin: AdminUser):
     """Lease the next disputed pair to the caller (or the one they hold)."""
-    item = consensus.claim_adjudication(session=session, admin=admin)
+    item = adjudication.claim_adjudication(session=session, admin=admin)
     if item is None:
         return Response(status_code=204)
     return item_out(item)
@@ -55,7 +55,7 @@ def claim_next(session: SessionDep, admin: AdminUser):
 )
 def adjudicate(pair_id: PairId, body: DecisionIn, session: SessionDep, admin: AdminUser) -> PairOut:
     """Settle a pair with the admin's decision (appended as an adjudication review)."""
-    pair = consensus.adjudicate(
+    pair = adjudication.adjudicate(
         session=session,
         pair_id=pair_id,
         admin=admin,

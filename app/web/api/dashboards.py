@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query
 
 from app.db import SessionDep
 from app.models import utcnow
-from app.services import consensus, dashboards
+from app.services import dashboards, gold
+from app.services.agreement import report as agreement_report
 from app.web.api.schemas import (
     AgreementOut,
     GoldAccuracyOut,
@@ -85,16 +86,16 @@ def throughput(
 def agreement(session: SessionDep, user: CurrentUser) -> AgreementOut:
     """Cohen's kappa per reviewer pair, Fleiss' kappa and Krippendorff's alpha overall,
     edit distance between reviewers' caption edits."""
-    return AgreementOut.model_validate(consensus.agreement_report(session=session))
+    return AgreementOut.model_validate(agreement_report(session=session))
 
 
 @router.get("/gold", response_model=list[GoldAccuracyOut])
 def gold_accuracy(session: SessionDep, admin: AdminUser) -> list[GoldAccuracyOut]:
     """Per-reviewer accuracy on gold pairs (admins)."""
-    return [GoldAccuracyOut.model_validate(g) for g in consensus.gold_accuracy(session=session)]
+    return [GoldAccuracyOut.model_validate(g) for g in gold.gold_accuracy(session=session)]
 
 
 @router.get("/gold/pairs", response_model=list[GoldOut])
 def gold_pairs(session: SessionDep, admin: AdminUser) -> list[GoldOut]:
     """The gold pairs and their known answers (admins)."""
-    return [GoldOut.model_validate(g) for g in consensus.list_gold(session=session)]
+    return [GoldOut.model_validate(g) for g in gold.list_gold(session=session)]

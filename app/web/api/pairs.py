@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from app.db import SessionDep
 from app.models import Pair, PairStatus
-from app.services import consensus, review
+from app.services import gold, review
 from app.settings import get_settings
 from app.web.api.schemas import (
     BatchDecisionIn,
@@ -180,7 +180,7 @@ def history(pair_id: PairId, session: SessionDep, user: CurrentUser) -> list[His
 def mark_gold(pair_id: PairId, body: GoldIn, session: SessionDep, admin: AdminUser) -> GoldOut:
     """Give a pair a known answer (admins): it is mixed into reviewers' queues and their
     votes on it are scored (GET /api/stats/gold)."""
-    gold = consensus.mark_gold(
+    answer = gold.mark_gold(
         session=session, pair_id=pair_id, admin=admin, decision=body.decision, reason=body.reason
     )
-    return GoldOut.model_validate(gold)
+    return GoldOut.model_validate(answer)

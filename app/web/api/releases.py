@@ -6,7 +6,6 @@ from fastapi import APIRouter
 
 from app.db import SessionDep
 from app.services import releases
-from app.web import queries
 from app.web.api.schemas import ReleaseIn, ReleaseOut
 from app.web.deps import AdminUser, CurrentUser
 
@@ -15,7 +14,8 @@ router = APIRouter(prefix="/releases", tags=["releases"])
 
 @router.get("", response_model=list[ReleaseOut])
 def list_releases(session: SessionDep, user: CurrentUser) -> list[ReleaseOut]:
-    return [ReleaseOut.model_validate(r) for r in queries.list_releases(session=session)]
+    listed = releases.list_releases(session=session, newest_first=True)
+    return [ReleaseOut.model_validate(r) for r in listed]
 
 
 @router.post("", response_model=ReleaseOut, status_code=201)

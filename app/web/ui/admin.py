@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypedDict, Unpack
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, UploadFile
 from sqlalchemy import select
@@ -183,55 +183,45 @@ def requeue(video_id: int, request: Request, session: SessionDep, user: AdminUse
     )
 
 
+class _Outcome(TypedDict, total=False):
+    """What a form page says after a request: a message or an error, what was typed
+    before the error, and the response's status and headers."""
+
+    message: str
+    error: str
+    form: dict[str, str]
+    status_code: int
+    headers: dict[str, str]
+
+
 def _form_page(
-    request: Request,
-    name: str,
-    data: dict[str, Any],
-    *,
-    message: str | None,
-    error: str | None,
-    form: dict[str, str] | None,
-    status_code: int,
-    headers: dict[str, str] | None,
+    request: Request, name: str, data: dict[str, Any], **outcome: Unpack[_Outcome]
 ) -> Response:
     """An admin page with a form (admin/NAME.html, or its partial admin/_NAME.html for
     htmx), echoing the outcome and what was typed before an error."""
-    context = {**data, "message": message, "error": error, "form": form or {}}
+    context = {
+        **data,
+        "message": outcome.get("message"),
+        "error": outcome.get("error"),
+        "form": outcome.get("form") or {},
+    }
     return render(
         request,
         f"admin/{name}.html",
         context,
         partial=f"admin/_{name}.html",
-        status_code=status_code,
-        headers=headers,
+        status_code=outcome.get("status_code", 200),
+        headers=outcome.get("headers"),
     )
 
 
 # --- releases -----------------------------------------------------------------------
 
 
-def _releases(
-    request: Request,
-    session: Session,
-    *,
-    message: str | None = None,
-    error: str | None = None,
-    form: dict[str, str] | None = None,
-    status_code: int = 200,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    releases = queries.list_releases(session=session)
-    data = {"releases": releases, "files": {r.id: queries.release_files(r) for r in releases}}
-    return _form_page(
-        request,
-        "releases",
-        data,
-        message=message,
-        error=error,
-        form=form,
-        status_code=status_code,
-        headers=headers,
-    )
+def _releases(request: Request, session: Session, **outcome: Unpack[_Outcome]) -> Response:
+    listed = releases.list_releases(session=session, newest_first=True)
+    data = {"releases": listed, "files": {r.id: queries.release_files(r) for r in listed}}
+    return _form_page(request, "releases", data, **outcome)
 
 
 @router.get("/releases")
@@ -288,28 +278,10 @@ def release_file(release_id: int, path: str, session: SessionDep, user: AdminUse
 # --- users --------------------------------------------------------------------------
 
 
-def _users(
-    request: Request,
-    session: Session,
-    *,
-    message: str | None = None,
-    error: str | None = None,
-    form: dict[str, str] | None = None,
-    status_code: int = 200,
-    headers: dict[str, str] | None = None,
-) -> Response:
+def _users(request: Request, session: Session, **outcome: Unpack[_Outcome]) -> Response:
     users = session.scalars(select(User).order_by(User.username)).all()
     data = {"users": users, "roles": [r.value for r in Role]}
-    return _form_page(
-        request,
-        "users",
-        data,
-        message=message,
-        error=error,
-        form=form,
-        status_code=status_code,
-        headers=headers,
-    )
+    return _form_page(request, "users", data, **outcome)
 
 
 @router.get("/users")

@@ -1,8 +1,8 @@
 """Admin pages over consensus: the adjudication queue (pairs whose k reviews disagree),
 agreement figures, and the dashboards (progress, yield, throughput per reviewer).
 
-Everything here is rendered from app/services/consensus.py and dashboards.py; the pages
-only lay the figures out.
+Everything here is rendered from app/services/adjudication.py, agreement.py, gold.py and
+dashboards.py; the pages only lay the figures out.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from app.db import SessionDep
 from app.models import utcnow
-from app.services import consensus, dashboards, review
+from app.services import adjudication, agreement, dashboards, gold, review
 from app.web import events
 from app.web.deps import AdminUser, get_admin_user
 from app.web.templating import is_htmx, render
@@ -38,7 +38,9 @@ def _adjudication(
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    total, items = consensus.list_adjudication(session=session, limit=ADJ_PAGE_SIZE, offset=offset)
+    total, items = adjudication.list_adjudication(
+        session=session, limit=ADJ_PAGE_SIZE, offset=offset
+    )
     context: dict[str, Any] = {
         "total": total,
         "items": items,
@@ -81,7 +83,7 @@ def adjudicate(
 ) -> Response:
     """The final word on a disputed pair; the list comes back without it."""
     try:
-        consensus.adjudicate(
+        adjudication.adjudicate(
             session=session,
             pair_id=pair_id,
             admin=user,
@@ -120,8 +122,8 @@ def adjudicate(
 @router.get("/agreement")
 def agreement_page(request: Request, session: SessionDep, user: AdminUser) -> Response:
     context = {
-        "report": consensus.agreement_report(session=session),
-        "gold": consensus.gold_accuracy(session=session),
+        "report": agreement.report(session=session),
+        "gold": gold.gold_accuracy(session=session),
     }
     return render(request, "admin/agreement.html", context)
 

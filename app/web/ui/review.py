@@ -16,9 +16,9 @@ from starlette.responses import RedirectResponse, Response
 
 from app.db import SessionDep
 from app.models import GoldAnswer, Pair, User
-from app.services import consensus, review
+from app.services import gold, review
 from app.settings import get_settings
-from app.web import events, queries
+from app.web import events
 from app.web.deps import AdminUser, CurrentUser
 from app.web.errors import error_response
 from app.web.templating import is_admin, is_htmx, render
@@ -90,7 +90,7 @@ def ahead(
 ) -> Response:
     """The pane of the pair after the ones in ``exclude``, leased now: the page keeps it
     ready and swaps it in the moment the current pair is decided."""
-    pair = queries.claim_ahead(session=session, reviewer=user, exclude=exclude)
+    pair = review.claim_ahead(session=session, reviewer=user, exclude=exclude)
     return _pane(request, session, pair)
 
 
@@ -257,7 +257,7 @@ def mark_gold(
     and their votes on it are scored (gold accuracy on the dashboard)."""
     pair = review.get_pair(session=session, pair_id=pair_id)
     try:
-        consensus.mark_gold(
+        gold.mark_gold(
             session=session, pair_id=pair_id, admin=admin, decision=decision, reason=reason or None
         )
     except review.ReviewError as exc:
