@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: run test lint bench demo-media clean
+.PHONY: run test test-fast lint bench demo-media clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
@@ -28,6 +28,11 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-test
 	@scripts/ensure_system.sh test
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The inner loop: no real-model runs, worker processes or browsers (`make test` runs all).
+test-fast: $(VENV)/.installed-test
+	@scripts/ensure_system.sh test
+	$(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check app workers tests bench scripts migrations

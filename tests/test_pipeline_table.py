@@ -24,7 +24,7 @@ from workers.stage_runner import Outcome, run_all_inline, run_stage, run_with_re
 def test_every_stage_has_its_task_route_and_core() -> None:
     for stage in PIPELINE:
         task = celery_app.tasks[stage.task_name]
-        assert task is tasks.STAGE_TASKS[stage.name]
+        assert tasks.STAGE_TASKS[stage.name].name == task.name
         assert task.queue == stage.queue == broker.TASK_ROUTES[stage.task_name]["queue"]
         assert (task.soft_time_limit, task.time_limit) == (
             stage.soft_time_limit_s,

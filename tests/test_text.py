@@ -26,7 +26,7 @@ KB_PATH = build_kb.KB_PATH
 KB = [json.loads(line) for line in KB_PATH.read_text(encoding="utf-8").splitlines()]
 ID_OF = {e["canonical_name"]: e["concept_id"] for e in KB}
 
-# Garbles tiny.en actually wrote for espeak-ng narration (ENV-NOTES and test_asr runs).
+# Garbles tiny.en actually wrote for espeak-ng narration (seen in test_asr runs).
 GARBLES = [
     (
         "This section is stained with hammer toxicin and deacin.",

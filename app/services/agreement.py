@@ -24,6 +24,7 @@ import itertools
 from collections.abc import Hashable, Sequence
 
 import numpy as np
+from rapidfuzz.distance.Levenshtein import distance as levenshtein
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -95,27 +96,6 @@ def krippendorff_alpha_nominal(units: Sequence[Sequence[Hashable | None]]) -> fl
     if expected == 0:
         return None
     return float(1.0 - observed / expected)
-
-
-def levenshtein(a: str, b: str) -> int:
-    """Edit distance: insertions, deletions and substitutions of single characters."""
-    if len(a) < len(b):
-        a, b = b, a
-    if not b:
-        return len(a)
-    previous = np.arange(len(b) + 1)
-    codes_b = np.frombuffer(b.encode("utf-32-le"), dtype=np.uint32)
-    for i, ch in enumerate(a, start=1):
-        substitute = previous[:-1] + (codes_b != ord(ch))
-        current = np.empty_like(previous)
-        current[0] = i
-        current[1:] = np.minimum(previous[1:] + 1, substitute)
-        # Insertions run left to right within the row: a cumulative minimum of
-        # (current[j] - j) + j does it without a Python loop.
-        offsets = np.arange(len(b) + 1)
-        current = np.minimum.accumulate(current - offsets) + offsets
-        previous = current
-    return int(previous[-1])
 
 
 def normalized_edit_distance(a: str, b: str) -> float:

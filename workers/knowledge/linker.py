@@ -17,7 +17,8 @@ They are cached in a folder named by the KB file's sha256 (default
 scispacy's own ``CandidateGenerator`` and ``EntityLinker`` then run offline on them.
 
 Scores are scispacy's: cosine similarity of char 3-gram TF-IDF vectors. Garbled ASR
-mentions of a term score 0.6-0.7 (ENV-NOTES), hence ``settings.link_threshold`` 0.6.
+mentions of a term score 0.6-0.7 (measured on tiny.en transcripts of espeak-ng
+narration), hence ``settings.link_threshold`` 0.6.
 """
 
 from __future__ import annotations

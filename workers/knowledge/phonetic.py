@@ -2,7 +2,8 @@
 
 Whisper mishears rare medical words as strings that *sound* like them, often split
 differently: "hammer toxicin and deacin" for "hematoxylin and eosin", "laminopropry" for
-"lamina propria", "Hematosal Euler carcinoma" for "hepatocellular carcinoma" (ENV-NOTES).
+"lamina propria", "Hematosal Euler carcinoma" for "hepatocellular carcinoma" (tiny.en on
+espeak-ng narration).
 Character 3-gram TF-IDF (the scispacy linker) ranks those poorly, so a match is scored
 on two spellings of both strings with word boundaries removed:
 
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from rapidfuzz.distance.Levenshtein import distance as levenshtein
 
 LETTER_WEIGHT = 0.35
 _NON_LETTERS = re.compile(r"[^a-z]")
@@ -84,20 +87,6 @@ def phonetic_key(text: str) -> str:
         s = pattern.sub(repl, s)
     s = _VOWEL_RUNS.sub("a", s)
     return _REPEATS.sub(r"\1", s)
-
-
-def levenshtein(a: str, b: str) -> int:
-    if a == b:
-        return 0
-    if len(a) < len(b):
-        a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
 
 
 def similarity(a: str, b: str) -> float:

@@ -23,6 +23,8 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from rapidfuzz.distance.Levenshtein import distance as levenshtein
+
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -113,13 +115,7 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     hyp = _WORD.findall(hypothesis.lower())
     if not ref:
         return float(bool(hyp))
-    # One row of the edit-distance table at a time: memory is O(len(hyp)).
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        diagonal, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (r != h))
-    return row[-1] / len(ref)
+    return levenshtein(ref, hyp) / len(ref)
 
 
 def load_control_sentences(path: Path | str) -> list[str]:
