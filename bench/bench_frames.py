@@ -44,7 +44,7 @@ def make_lecture(
     import cv2  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
-    from tests import frameset  # noqa: PLC0415
+    from tests.support import frameset  # noqa: PLC0415
 
     frames = {f.name: f.rgb for f in frameset.build()}
     names = ["slide0", "he@720p", "ihc@720p", "chelsea", "he-zoom2.0@720p", "he+narrator",

@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from app.migrate import upgrade  # noqa: PLC0415
-    from tests.live_server import free_port, wait_until_up  # noqa: PLC0415
+    from tests.support.live_server import free_port, wait_until_up  # noqa: PLC0415
 
     name = f"quilt_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")

@@ -82,7 +82,7 @@ def run(n_sentences: int, asr: bool) -> dict:
         "control_words_changed": f"{changed}/{total} ({rate:.2%})",
     }
     if asr:
-        from tests import media  # noqa: PLC0415
+        from tests.support import media  # noqa: PLC0415
         from workers.stages.asr import AsrOptions, transcribe  # noqa: PLC0415
 
         videos = {"demo": REPO_ROOT / "demo" / "lecture.mp4"}

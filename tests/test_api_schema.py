@@ -12,7 +12,7 @@ from hypothesis import settings as hsettings
 
 from app.models import Role
 from app.web.main import create_app
-from tests.web_seed import api_login, make_pair, make_user, make_video, write_frame_jpeg
+from tests.support.seed import api_login, make_pair, make_user, make_video, write_frame_jpeg
 
 pytestmark = pytest.mark.slow
 

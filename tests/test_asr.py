@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests import media
+from tests.support import media
 from workers.stages.asr import (
     AsrOptions,
     default_prompt,
@@ -271,7 +271,7 @@ def test_english_lecture_is_settled_by_the_main_pass(lecture) -> None:
 
 @pytest.mark.slow
 def test_foreign_narration_stops_the_main_pass_early(media_dir: Path) -> None:
-    from tests.media import SPANISH_NARRATION
+    from tests.support.media import SPANISH_NARRATION
 
     path = media.narrated_video(
         media_dir, " ".join([SPANISH_NARRATION] * 4), voice="es", name="spanish_long.mp4"

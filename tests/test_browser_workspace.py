@@ -17,9 +17,9 @@ import pytest
 
 from app.models import Pair, PairStatus, Review, Role, TranscriptSegment
 from app.services import review
-from tests.live_server import live_server  # noqa: F401 - fixture
-from tests.test_browser_review import browser_page  # noqa: F401 - fixture
-from tests.web_seed import PASSWORD, make_pair, make_user, make_video, write_frame_jpeg
+from tests.support.live_server import live_server  # noqa: F401 - fixture
+from tests.support.seed import PASSWORD, make_pair, make_user, make_video, write_frame_jpeg
+from tests.test_browser_end_to_end import browser_page  # noqa: F401 - fixture
 
 pytestmark = [
     pytest.mark.browser,

@@ -12,10 +12,7 @@ from pathlib import Path
 
 import pytest
 
-try:
-    from tests import media
-except ImportError:  # tests/ itself is on sys.path (pytest's default prepend import mode)
-    import media  # type: ignore[no-redef]
+from tests.support import media
 
 DEMO_DIR = media.REPO_ROOT / "demo"
 HISTOLOGY_KINDS = {"histology"}

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import media
 from tests.conftest import DEMO_TRUTH, DEMO_VIDEO
+from tests.support import media
 from workers.stages import fetch
 from workers.types import StageError
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.pipeline import STAGE_NAMES
-from tests import media
+from tests.support import media
 from workers.oneshot import PAIR_KEYS, main
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

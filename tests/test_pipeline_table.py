@@ -13,8 +13,8 @@ from app import broker, pipeline
 from app.models import StageRun, Video
 from app.pipeline import PIPELINE, RetryPolicy, Stage
 from app.services.ingest import queue_file, queue_upload, requeue_video
-from tests import media
 from tests.conftest import DEMO_VIDEO
+from tests.support import media
 from workers import tasks
 from workers.celery_app import celery_app
 from workers.runner import load_core

@@ -22,7 +22,7 @@ from app.models import (
     utcnow,
 )
 from app.services import review
-from tests.web_seed import make_pair, make_user, make_video
+from tests.support.seed import make_pair, make_user, make_video
 
 LEASE = 600
 

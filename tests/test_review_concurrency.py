@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from app import db as app_db
 from app.models import Pair, Review, User
 from app.services import review
-from tests.web_seed import make_pair, make_user, make_video
+from tests.support.seed import make_pair, make_user, make_video
 
 LEASE = 600
 

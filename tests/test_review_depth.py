@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from app.models import Channel, Pair, PairStatus, Review, Role, User, Video, utcnow
 from app.services import adjudication, gold, review
-from tests.web_seed import make_pair, make_user, make_video
+from tests.support.seed import make_pair, make_user, make_video
 
 LEASE = 600
 NO_GOLD = {"gold_every": 0}

@@ -12,7 +12,7 @@ from sqlalchemy import event, func, select
 from app import db as app_db
 from app.models import Assignment, AuditEvent, Pair, PairStatus, Review, utcnow
 from app.services import review
-from tests.web_seed import make_pair, make_user, make_video
+from tests.support.seed import make_pair, make_user, make_video
 
 LEASE = 600
 

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from app.models import Channel, Pair, StageRun, Video
 from app.services.ingest import queue_file, queue_url
-from tests import media
 from tests.conftest import DEMO_VIDEO
+from tests.support import media
 from workers import tasks
 from workers.stage_runner import run_all_inline
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import media
+from tests.support import media
 from workers.knowledge import build_kb
 from workers.knowledge.lexicon import is_english_word
 from workers.knowledge.linker import KnowledgeBaseLinker, build_linker_paths, get_linker

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import media
+from tests.support import media
 from tests.test_text import KB_PATH, transcript_of
 from workers.stages.text import TextOptions, process
 from workers.text.measure import (

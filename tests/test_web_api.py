@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from app.models import Role
 from app.web.main import create_app
-from tests.web_seed import api_login, make_pair, make_user, make_video, write_frame_jpeg
+from tests.support.seed import api_login, make_pair, make_user, make_video, write_frame_jpeg
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from app.models import Role, User
 from app.web.deps import get_admin_user
 from app.web.main import create_app
-from tests.web_seed import (
+from tests.support.seed import (
     PASSWORD,
     api_login,
     concrete,

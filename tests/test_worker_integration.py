@@ -16,8 +16,8 @@ from app import db as app_db
 from app.models import Pair, PairStatus, StageRun, StageStatus, Video, VideoStatus
 from app.services.ingest import queue_file
 from app.settings import REPO_ROOT
-from tests import media
 from tests.conftest import DEMO_VIDEO, REDIS_URL
+from tests.support import media
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,7 @@
 """A live server for browser tests: ``uvicorn --factory app.web.main:create_app`` in a
 subprocess on 127.0.0.1, on a free port, bound to the test's database and var/ folder.
 
-Test modules import the fixture: ``from tests.live_server import live_server``.
+Test modules import the fixture: ``from tests.support.live_server import live_server``.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from app.models import Pair, Release, Role, StageRun, User, Video
 from app.web import events
 from app.web.main import create_app
 from tests.conftest import DEMO_VIDEO
-from tests.web_seed import api_login, make_pair, make_user, make_video, write_frame_jpeg
+from tests.support.seed import api_login, make_pair, make_user, make_video, write_frame_jpeg
 
 HX = {"HX-Request": "true"}
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.frameset import LabelledFrame, build, letterbox, sources, zoom
+from tests.support.frameset import LabelledFrame, build, letterbox, sources, zoom
 from workers.vision import impurities, magnification, tissue
 from workers.vision.histology import StainRuleDetector
 

@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from app.models import Pair, Release, Role
 from app.services.releases import release_dir, verify_release
-from tests.live_server import live_server  # noqa: F401 - fixture
-from tests.web_seed import PASSWORD, make_pair, make_user, make_video, write_frame_jpeg
+from tests.support.live_server import live_server  # noqa: F401 - fixture
+from tests.support.seed import PASSWORD, make_pair, make_user, make_video, write_frame_jpeg
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -12,7 +12,7 @@ from app.models import Pair, PairStatus, Role, TranscriptSegment
 from app.services import review
 from app.web.main import create_app
 from app.web.ui.pair_context import word_diff
-from tests.web_seed import api_login, make_pair, make_user, make_video, write_frame_jpeg
+from tests.support.seed import api_login, make_pair, make_user, make_video, write_frame_jpeg
 
 HX = {"HX-Request": "true"}
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from app.models import Channel, Pair, Role, Video
 from app.services import agreement, dashboards, review
-from tests.web_seed import make_pair, make_user, make_video
+from tests.support.seed import make_pair, make_user, make_video
 
 # Three reviewers, six pairs, k = 3: who said what (a: approve, r: reject).
 VOTES = {

@@ -19,7 +19,7 @@ astronaut and Grace Hopper), burn in a caption
 or a title, or place the image inside a rendered slide-viewer window. Negatives are text
 slides, photos, a face, a fundus photograph and desktop screenshots without tissue.
 
-Run ``python -m tests.frameset OUT_DIR`` to write the set as PNGs with a labels.json.
+Run ``python -m tests.support.frameset OUT_DIR`` to write the set as PNGs with a labels.json.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import skimage.data
 from PIL import Image, ImageDraw, ImageFont
 from skimage.color import hed2rgb, rgb2hed
 
-HE_IMAGE = Path(__file__).resolve().parent.parent / "data" / "he_histo.jpg"
+HE_IMAGE = Path(__file__).resolve().parents[2] / "data" / "he_histo.jpg"
 W, H = 1280, 720
 FLAGS = ("histology", "face", "text", "desktop")
 

@@ -16,7 +16,7 @@ safe to create.
 
 This module holds no tests; test modules import it::
 
-    from tests import media          # or: import media, with tests/ on sys.path
+    from tests.support import media
     path = media.silent_video(tmp_path)
 """
 
@@ -28,7 +28,7 @@ import wave
 from importlib.util import find_spec
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_VIDEO = REPO_ROOT / "demo" / "lecture.mp4"
 
 WIDTH, HEIGHT, FPS = 640, 360, 5

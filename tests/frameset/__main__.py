@@ -1,3 +1,0 @@
-from tests.frameset import main
-
-raise SystemExit(main())

@@ -1,0 +1,3 @@
+from tests.support.frameset import main
+
+raise SystemExit(main())
