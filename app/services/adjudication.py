@@ -30,7 +30,7 @@ from app.models import (
 )
 from app.services import audit
 from app.services.review.decisions import validate_decision
-from app.services.review.errors import ReviewError, conflict, require_admin
+from app.services.review.errors import ReviewError, require_admin
 from app.services.review.leases import held_leases, lease_next
 from app.services.review.rows import (
     get_pair,
@@ -145,17 +145,13 @@ def adjudicate(
     of kind ``adjudication``, sets the status, bumps the version (``ConflictError`` if
     stale). On a pair that is not disputed it is an audited override."""
     require_admin(user=admin)
-    reason_value, comment = validate_decision(decision=decision, reason=reason, comment=comment)
+    reason_str, comment = validate_decision(decision=decision, reason=reason, comment=comment)
     now = utcnow()
-    row = lock_pair(session, pair_id)
-    if row.version != expected_version:
-        session.rollback()
-        raise conflict(pair_id, row.version, expected_version)
-    reason_str = reason_value.value if reason_value else None
+    row = lock_pair(session, pair_id, expected_version=expected_version)
     status_after, values = outright_verdict(
         decision=decision, reason=reason_str, comment=comment, by_id=admin.id, now=now
     )
-    write_verdict(
+    pair = write_verdict(
         session,
         pair_id=pair_id,
         pair_values=values,
@@ -190,8 +186,6 @@ def adjudicate(
         version=expected_version + 1,
     )
     session.commit()
-    pair = get_pair(session=session, pair_id=pair_id)
-    session.refresh(pair)
     return pair
 
 

@@ -37,10 +37,9 @@ def mark_gold(
     an adjudication, recorded as one); from then on the queue mixes it into every
     reviewer's stream once, and their votes on it are scored, never counted."""
     require_admin(user=admin)
-    reason_value, _ = validate_decision(
+    reason_str, _ = validate_decision(
         decision=decision, reason=reason, comment="gold" if reason == RejectReason.other else None
     )
-    reason_str = reason_value.value if reason_value else None
     row = lock_pair(session, pair_id)
     gold = session.get(GoldAnswer, pair_id)
     if gold is None:

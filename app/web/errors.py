@@ -40,6 +40,12 @@ TITLES = {
 }
 
 
+def as_sentence(exc: Exception) -> str:
+    """A service error as a page shows it: "a rejection needs a reason" reads "A rejection
+    needs a reason."."""
+    return str(exc).capitalize() + "."
+
+
 def error_response(request: Request, status: int, message: str, **extra: object) -> Response:
     if is_api(request.url.path):
         return JSONResponse({"detail": message, **extra}, status_code=status)

@@ -1,9 +1,10 @@
-"""Read-only queries that both the pages and the API show (lists, counts)."""
+"""Read-only queries that both the pages and the API show (lists, counts, a video)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from fastapi import HTTPException
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -28,6 +29,13 @@ def list_videos(
         .offset(offset)
     ).all()
     return session.scalar(count) or 0, list(videos)
+
+
+def video_or_404(session: Session, video_id: int) -> Video:
+    video = session.get(Video, video_id)
+    if video is None:
+        raise HTTPException(404, f"video {video_id} not found")
+    return video
 
 
 def any_active(videos: list[Video]) -> bool:

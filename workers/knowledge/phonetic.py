@@ -33,10 +33,16 @@ _NON_LETTERS = re.compile(r"[^a-z]")
 _VOWEL_RUNS = re.compile(r"[aeiouy]+")
 _REPEATS = re.compile(r"(.)\1+")
 _WORDS = re.compile(r"[a-z]+")
+
+
+def _compiled(rules: list[tuple[str, str]]) -> list[tuple[re.Pattern[str], str]]:
+    """(pattern, replacement) rules, applied in order with ``re.sub``."""
+    return [(re.compile(pattern), replacement) for pattern, replacement in rules]
+
+
 # Rules within a word, before the words are joined.
-_WORD_RULES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(p), r)
-    for p, r in [
+_WORD_RULES = _compiled(
+    [
         # Silent first letters: "know", "pneumonia", "psammoma", "wrist".
         (r"^kn", "n"),
         (r"^pn", "n"),
@@ -47,10 +53,9 @@ _WORD_RULES: list[tuple[re.Pattern[str], str]] = [
         # word only: the t and h of "at high" are not a "th".
         (r"th", "f"),
     ]
-]
-_RULES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(p), r)
-    for p, r in [
+)
+_RULES = _compiled(
+    [
         (r"ph", "f"),
         (r"sch", "sk"),
         (r"ch", "k"),
@@ -71,7 +76,7 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         (r"v", "f"),
         (r"m", "p"),  # lips: m/b/p are the labials Whisper swaps ("milduct" for "bile duct")
     ]
-]
+)
 
 
 def letters(text: str) -> str:

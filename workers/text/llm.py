@@ -12,13 +12,10 @@ enough: no extra dependency for the workers.
 from __future__ import annotations
 
 import json
-import logging
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
-
-_logger = logging.getLogger(__name__)
 
 
 class LlmError(Exception):

@@ -90,13 +90,9 @@ def split_token(token: str) -> tuple[str, str, str]:
     return m.group(1), m.group(2), m.group(3)
 
 
-def merge_hyphen_tokens(tokens: list[str]) -> list[str]:
-    """Whisper writes compounds as "low -power": join a "-word" token to the one before."""
-    return merge_hyphens(tokens, [1.0] * len(tokens))[0]
-
-
 def merge_hyphens(tokens: list[str], probs: list[float]) -> tuple[list[str], list[float]]:
-    """``merge_hyphen_tokens`` that also merges the tokens' probabilities."""
+    """Whisper writes compounds as "low -power": join a "-word" token to the one before,
+    and its probability with it (the least sure of the two)."""
     out: list[str] = []
     out_probs: list[float] = []
     for token, prob in zip(tokens, probs, strict=True):

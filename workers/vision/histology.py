@@ -53,9 +53,10 @@ threshold (settings ``histology_threshold`` 0.5) sits between.
 
 Known weaknesses: DAB brown and skin share a colour (rgb2hed cannot tell them apart), so
 skin is held off only by vividness and the frontal-face term; a pale, side-lit face in
-profile next to something blue could pass. ``face_count`` flags kept frames with faces. Gross
-pathology photographs (pink, textured) will often score as histology, as they did for
-Quilt's classifiers; magnification estimation will separate them later.
+profile next to something blue could pass (the frames stage flags kept frames with faces:
+workers/vision/impurities.py). Gross pathology photographs (pink, textured) will often
+score as histology, as they did for Quilt's classifiers; magnification estimation will
+separate them later.
 """
 
 from __future__ import annotations
@@ -252,12 +253,6 @@ def _faces(
         gray, scaleFactor=scale_factor, minNeighbors=8, minSize=(min_side, min_side)
     )
     return np.asarray(faces, dtype=int).reshape(-1, 4), gray.size
-
-
-def face_count(bgr: np.ndarray) -> int:
-    """Frontal faces (OpenCV's bundled Haar cascade) in a BGR image: the narrator impurity
-    that the Quilt audit (Aubreville et al., MIDL 2024) found in many images."""
-    return len(_faces(bgr, 480, 1.15, 0.1)[0])
 
 
 def face_area_frac(bgr: np.ndarray) -> float:

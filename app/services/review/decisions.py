@@ -32,7 +32,7 @@ from app.models import (
     utcnow,
 )
 from app.services import audit
-from app.services.review.errors import ConflictError, PairNotFoundError, ReviewError, conflict
+from app.services.review.errors import ConflictError, PairNotFoundError, ReviewError
 from app.services.review.rows import (
     active_reviews,
     lock_pair,
@@ -48,8 +48,8 @@ MAX_COMMENT_LEN = 2_000
 
 def validate_decision(
     *, decision: str, reason: RejectReason | str | None, comment: str | None
-) -> tuple[RejectReason | None, str | None]:
-    """Check a decision before anything is written: (reason, cleaned comment)."""
+) -> tuple[str | None, str | None]:
+    """Check a decision before anything is written: (the reason's value, cleaned comment)."""
     if decision not in ("approve", "reject"):
         raise ReviewError("decision must be 'approve' or 'reject'")
     comment = (comment or "").strip() or None
@@ -65,7 +65,7 @@ def validate_decision(
         raise ReviewError(f"unknown reject reason {reason!r}") from None
     if reason_value is RejectReason.other and not comment:
         raise ReviewError("reason 'other' needs a comment")
-    return reason_value, comment
+    return reason_value.value, comment
 
 
 def _complete_lease(session: Session, pair_id: int, reviewer_id: int, now: dt.datetime) -> None:
@@ -118,14 +118,10 @@ def decide(
     (audited); disputed pairs are settled by admins (``adjudication.adjudicate``).
     Gold pairs keep their known answer: the vote is only recorded (for accuracy).
     """
-    reason_value, comment = validate_decision(decision=decision, reason=reason, comment=comment)
-    reason_str = reason_value.value if reason_value else None
+    reason_str, comment = validate_decision(decision=decision, reason=reason, comment=comment)
     k = reviews_per_pair or get_settings().reviews_per_pair
     now = utcnow()
-    row = lock_pair(session, pair_id)
-    if row.version != expected_version:
-        session.rollback()
-        raise conflict(pair_id, row.version, expected_version)
+    row = lock_pair(session, pair_id, expected_version=expected_version)
     status_before = row.status
     status_after = status_before
     # One read after the lock (on Postgres a fresh snapshot: it sees every vote committed

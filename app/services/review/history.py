@@ -50,45 +50,47 @@ class HistoryEntry:
     after: dict[str, Any] | None = None
 
 
+def _with_authors(session: Session, model: Any, author_id: Any, pair_id: int) -> list[Any]:
+    """Rows of ``model`` (PairRevision or Review) on the pair in the order they were
+    written, each with its author's username (None for a deleted user)."""
+    return list(
+        session.execute(
+            select(model, User.username)
+            .outerjoin(User, User.id == author_id)
+            .where(model.pair_id == pair_id)
+            .order_by(model.id)
+        ).all()
+    )
+
+
 def pair_history(*, session: Session, pair_id: int) -> list[HistoryEntry]:
     """Edits and decisions on a pair, oldest first."""
     get_pair(session=session, pair_id=pair_id)
-    entries: list[HistoryEntry] = []
-    revisions = session.execute(
-        select(PairRevision, User.username)
-        .outerjoin(User, User.id == PairRevision.user_id)
-        .where(PairRevision.pair_id == pair_id)
-        .order_by(PairRevision.id)
-    ).all()
-    for revision, username in revisions:
-        entries.append(
-            HistoryEntry(
-                kind="edit",
-                created_at=revision.created_at,
-                username=username,
-                before=revision.before,
-                after=revision.after,
-            )
+    entries = [
+        HistoryEntry(
+            kind="edit",
+            created_at=revision.created_at,
+            username=username,
+            before=revision.before,
+            after=revision.after,
         )
-    reviews = session.execute(
-        select(Review, User.username)
-        .outerjoin(User, User.id == Review.reviewer_id)
-        .where(Review.pair_id == pair_id)
-        .order_by(Review.id)
-    ).all()
-    for review, username in reviews:
-        entries.append(
-            HistoryEntry(
-                kind=review.kind,
-                created_at=review.created_at,
-                username=username,
-                decision=review.decision,
-                reason=review.reason,
-                comment=review.comment,
-                before={"status": review.status_before} if review.status_before else None,
-                after={"status": review.status_after} if review.status_after else None,
-            )
+        for revision, username in _with_authors(
+            session, PairRevision, PairRevision.user_id, pair_id
         )
+    ]
+    entries += [
+        HistoryEntry(
+            kind=review.kind,
+            created_at=review.created_at,
+            username=username,
+            decision=review.decision,
+            reason=review.reason,
+            comment=review.comment,
+            before={"status": review.status_before} if review.status_before else None,
+            after={"status": review.status_after} if review.status_after else None,
+        )
+        for review, username in _with_authors(session, Review, Review.reviewer_id, pair_id)
+    ]
     # SQLite returns naive datetimes (all UTC); compare them as such.
     entries.sort(key=lambda e: e.created_at.replace(tzinfo=None))
     return entries
@@ -171,7 +173,7 @@ def undo_last(
                 now=now,
             )
         )
-    write_verdict(
+    pair = write_verdict(
         session,
         pair_id=last.pair_id,
         pair_values=values,
@@ -203,8 +205,6 @@ def undo_last(
         status=status_after,
     )
     session.commit()
-    pair = get_pair(session=session, pair_id=last.pair_id)
-    session.refresh(pair)
     return pair
 
 

@@ -26,8 +26,8 @@ nobody filled the pair meanwhile; only the pairs it returns are leased.
   claim runs under the write lock, and the walk is never stale.)
 
 The walk orders by priority, then id, over pending pairs: the partial index
-``ix_pairs_pending_queue`` (DESIGN.md, "Scale"), so a claim costs what the open leases
-cost, not what the number of pairs does.
+``ix_pairs_pending_queue``, so a claim costs what the open leases cost, not what the
+number of pairs does (pairs may grow to millions).
 """
 
 from __future__ import annotations

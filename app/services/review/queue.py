@@ -1,8 +1,9 @@
 """The review queue: filters, ``claim_next``, ``claim_batch`` and ``claim_ahead``.
 
-Claiming is the hot path (DESIGN.md, "Scale": the claim must not slow down as pairs grow
-to millions). The leases themselves, and how concurrent claims stay apart on Postgres and
-SQLite, are ``leases.lease_next``'s; this module says which pairs the queue hands out.
+Claiming is the hot path: a reviewer waits on every claim, so it must not slow down as
+pairs grow to millions. The leases themselves, and how concurrent claims stay apart on
+Postgres and SQLite, are ``leases.lease_next``'s; this module says which pairs the queue
+hands out.
 
 k reviews per pair (settings.reviews_per_pair, or the pair's own ``reviews_needed``): a
 pair is handed out while its standing reviews plus other reviewers' open leases are
@@ -76,6 +77,25 @@ def _gold_coin(rng: random.Random | None, gold_every: int) -> bool:
     return bool(gold_every) and (rng or _rng).random() * gold_every < 1
 
 
+def _with_defaults(
+    lease_s: int | None,
+    now: dt.datetime | None,
+    filters: QueueFilters | None,
+    reviews_per_pair: int | None,
+    gold_every: int | None,
+) -> tuple[int, dt.datetime, QueueFilters, int, int]:
+    """A claim's arguments with the settings' values where the caller left them None:
+    (lease_s, now, filters, k, gold_every)."""
+    settings = get_settings()
+    return (
+        settings.lease_s if lease_s is None else lease_s,
+        now or utcnow(),
+        filters or NO_FILTERS,
+        reviews_per_pair or settings.reviews_per_pair,
+        settings.gold_every if gold_every is None else gold_every,
+    )
+
+
 def claim_next(
     *,
     session: Session,
@@ -101,12 +121,10 @@ def claim_next(
     statements and one commit. Everything else (a held lease, a gold pair) goes the way
     of ``claim_batch``.
     """
-    settings = get_settings()
-    lease_s = settings.lease_s if lease_s is None else lease_s
-    now = now or utcnow()
-    filters = filters or NO_FILTERS
-    k = reviews_per_pair or settings.reviews_per_pair
-    gold = _gold_coin(rng, settings.gold_every if gold_every is None else gold_every)
+    lease_s, now, filters, k, gold_every = _with_defaults(
+        lease_s, now, filters, reviews_per_pair, gold_every
+    )
+    gold = _gold_coin(rng, gold_every)
     if not gold and filters.status in (None, PairStatus.pending):
         pairs = lease_next(
             session=session,
@@ -152,17 +170,18 @@ def claim_batch(
 ) -> list[Pair]:
     """Lease up to ``limit`` pairs at once (grid triage): the held ones, topped up with new
     ones; returned in queue order. Same guarantees as ``claim_next``."""
-    settings = get_settings()
-    gold_every = settings.gold_every if gold_every is None else gold_every
+    lease_s, now, filters, k, every = _with_defaults(
+        lease_s, now, filters, reviews_per_pair, gold_every
+    )
     return _claim(
         session=session,
         reviewer=reviewer,
         limit=limit,
-        lease_s=settings.lease_s if lease_s is None else lease_s,
-        now=now or utcnow(),
-        filters=filters or NO_FILTERS,
-        k=reviews_per_pair or settings.reviews_per_pair,
-        gold=lambda: _gold_coin(rng, gold_every),
+        lease_s=lease_s,
+        now=now,
+        filters=filters,
+        k=k,
+        gold=lambda: _gold_coin(rng, every),
     )
 
 

@@ -50,8 +50,9 @@ def bump(*, session: Session, pair_id: int, expected_version: int, values: dict[
     raise conflict(pair_id, current, expected_version)
 
 
-def lock_pair(session: Session, pair_id: int) -> Any:
-    """The write that comes first: lock the pair's row and read its current state.
+def lock_pair(session: Session, pair_id: int, *, expected_version: int | None = None) -> Any:
+    """The write that comes first: lock the pair's row and read its current state; with
+    ``expected_version``, a ``ConflictError`` if the pair has moved on since.
 
     Postgres: the no-op UPDATE takes the row lock (waiting for whoever holds it) and
     RETURNING gives the row as last committed. SQLite: it is the first write, so it takes
@@ -67,6 +68,9 @@ def lock_pair(session: Session, pair_id: int) -> Any:
     if row is None:
         session.rollback()
         raise PairNotFoundError(f"pair {pair_id} not found")
+    if expected_version is not None and row.version != expected_version:
+        session.rollback()
+        raise conflict(pair_id, row.version, expected_version)
     return row
 
 

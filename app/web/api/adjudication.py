@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from app.db import SessionDep
 from app.services import adjudication
-from app.web.api.pairs import pair_out
+from app.web.api.pairs import PairId, pair_out
 from app.web.api.schemas import AdjudicationItemOut, AdjudicationPage, DecisionIn, PairOut, VoteOut
 from app.web.deps import AdminUser
 
 router = APIRouter(prefix="/adjudication", tags=["adjudication"])
-
-PairId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 def item_out(item: adjudication.AdjudicationItem) -> AdjudicationItemOut:

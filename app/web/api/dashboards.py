@@ -27,20 +27,7 @@ Days = Annotated[float, Query(gt=0, le=3660, description="Window: the last N day
 
 
 def _progress(rows: list[dashboards.Progress]) -> list[ProgressOut]:
-    return [
-        ProgressOut(
-            id=r.id,
-            label=r.label,
-            pending=r.pending,
-            approved=r.approved,
-            rejected=r.rejected,
-            disputed=r.disputed,
-            total=r.total,
-            done=r.done,
-            yield_=r.yield_,
-        )
-        for r in rows
-    ]
+    return [ProgressOut.model_validate(r) for r in rows]
 
 
 def _since(days: float) -> dt.datetime:

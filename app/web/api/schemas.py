@@ -1,17 +1,56 @@
-"""Pydantic models of the JSON API (what /api/openapi.json documents)."""
+"""Pydantic models of the JSON API (what /api/openapi.json documents).
+
+Where a service already returns a dataclass (history entries, votes, batch outcomes,
+agreement and dashboard figures), the response model is made from it (``_out``), so the
+fields are declared once, in the service. The others describe ORM rows (pairs, videos,
+releases) or request bodies and are written out here.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from app.models import SUBPATHOLOGIES, RejectReason
+from app.services.adjudication import Vote
+from app.services.agreement import AgreementReport, EditDistance, PairwiseAgreement
+from app.services.dashboards import Progress, ReviewerStats, ThroughputBucket
+from app.services.gold import GoldAccuracy
+from app.services.review import BatchOutcome, HistoryEntry, ReviewerHistoryItem
 
 # Ids and versions are 32-bit integer columns: larger numbers are invalid input (422),
 # not a database error.
 DbInt = Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
+def _out(
+    source: type,
+    name: str,
+    *,
+    drop: tuple[str, ...] = (),
+    config: ConfigDict | None = None,
+    **fields: Any,
+) -> type[BaseModel]:
+    """The response model ``name`` of the service dataclass ``source``: its fields in
+    order, with their types and defaults, less ``drop``; ``fields`` (``(type, default or
+    Field(...))``) add fields (a property's value) or replace one in place (a nested
+    dataclass by its response model). Read from the dataclass's attributes."""
+    hints = typing.get_type_hints(source)
+    declared: dict[str, Any] = {
+        f.name: (hints[f.name], ... if f.default is dataclasses.MISSING else f.default)
+        for f in dataclasses.fields(source)
+        if f.name not in drop
+    }
+    return create_model(
+        name,
+        __config__=ConfigDict(from_attributes=True, **(config or {})),
+        __module__=__name__,
+        **{**declared, **fields},
+    )
 
 
 class LoginIn(BaseModel):
@@ -74,21 +113,12 @@ class EditIn(BaseModel):
     medical_text: str | None = Field(default=None, max_length=20_000)
     roi_text: str | None = Field(default=None, max_length=20_000)
     magnification: int | None = Field(default=None, ge=0, le=200)
-    subpathology: Literal[SUBPATHOLOGIES] | None = None  # type: ignore[valid-type]
+    subpathology: Literal[SUBPATHOLOGIES] | None = None
     not_histology: bool | None = None
     version: DbInt
 
 
-class HistoryEntryOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    kind: Literal["edit", "review", "adjudication", "undo"]
-    created_at: dt.datetime
-    username: str | None
-    decision: str | None = None
-    reason: str | None = None
-    comment: str | None = None
-    before: dict[str, Any] | None = None
-    after: dict[str, Any] | None = None
+HistoryEntryOut = _out(HistoryEntry, "HistoryEntryOut")
 
 
 class StageRunOut(BaseModel):
@@ -162,7 +192,7 @@ class StatsOut(BaseModel):
     releases: int
 
 
-# --- review depth (issue 5): queue filters, grid, undo, history, consensus, dashboards --
+# --- the review workspace: queue filters, grid, undo, history, adjudication, dashboards --
 
 
 class PairPage(BaseModel):
@@ -191,30 +221,11 @@ class BatchDecisionIn(BaseModel):
     comment: str | None = Field(default=None, max_length=2000)
 
 
-class BatchOutcomeOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    pair_id: int
-    ok: bool
-    status: str | None = None
-    version: int | None = None
-    error: str | None = None
-    conflict: bool = False
-
-
-class ReviewerHistoryItemOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    review_id: int
-    pair_id: int
-    kind: str
-    decision: str
-    reason: str | None
-    comment: str | None
-    created_at: dt.datetime
-    undone: bool
-    pair_status: str
-    pair_version: int
-    caption: str
-    image_url: str
+BatchOutcomeOut = _out(BatchOutcome, "BatchOutcomeOut")
+# The API gives the image's URL where the service has its path under the media root.
+ReviewerHistoryItemOut = _out(
+    ReviewerHistoryItem, "ReviewerHistoryItemOut", drop=("image_path",), image_url=(str, ...)
+)
 
 
 class IdLabelOut(BaseModel):
@@ -230,15 +241,7 @@ class FilterOptionsOut(BaseModel):
     statuses: list[str]
 
 
-class VoteOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    review_id: int
-    reviewer_id: int
-    username: str | None
-    decision: str
-    reason: str | None
-    comment: str | None
-    created_at: dt.datetime
+VoteOut = _out(Vote, "VoteOut")
 
 
 class AdjudicationItemOut(BaseModel):
@@ -265,77 +268,22 @@ class GoldOut(BaseModel):
     created_at: dt.datetime
 
 
-class GoldAccuracyOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    reviewer_id: int
-    username: str
-    answered: int
-    correct: int
-    reason_correct: int
-    accuracy: float | None
-
-
-class PairwiseAgreementOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    reviewer_a: str
-    reviewer_b: str
-    common: int
-    percent_agreement: float
-    cohen_kappa: float | None
-
-
-class EditDistanceOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    reviewer_a: str
-    reviewer_b: str
-    common: int
-    mean_chars: float
-    mean_normalized: float
-
-
-class AgreementOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    pairwise: list[PairwiseAgreementOut]
-    fleiss_kappa: float | None
-    fleiss_items: int
-    fleiss_raters: int
-    krippendorff_alpha: float | None
-    alpha_items: int
-    caption_edits: list[EditDistanceOut]
-
-
-class ProgressOut(BaseModel):
-    id: int | None
-    label: str
-    pending: int
-    approved: int
-    rejected: int
-    disputed: int
-    total: int
-    done: float = Field(description="(approved + rejected) / total")
-    yield_: float = Field(alias="yield", description="approved / total")
-
-    model_config = ConfigDict(populate_by_name=True)
-
-
-class ReviewerStatsOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    reviewer_id: int
-    username: str
-    decisions: int
-    approvals: int
-    rejections: int
-    undos: int
-    adjudications: int
-    per_hour: float
-    median_s_between: float | None
-    mean_kappa: float | None
-    gold_answered: int
-    gold_accuracy: float | None
-
-
-class ThroughputOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    start: dt.datetime
-    username: str
-    decisions: int
+GoldAccuracyOut = _out(GoldAccuracy, "GoldAccuracyOut", accuracy=(float | None, ...))
+PairwiseAgreementOut = _out(PairwiseAgreement, "PairwiseAgreementOut")
+EditDistanceOut = _out(EditDistance, "EditDistanceOut")
+AgreementOut = _out(
+    AgreementReport,
+    "AgreementOut",
+    pairwise=(list[PairwiseAgreementOut], ...),
+    caption_edits=(list[EditDistanceOut], ...),
+)
+ProgressOut = _out(
+    Progress,
+    "ProgressOut",
+    config=ConfigDict(populate_by_name=True),
+    total=(int, ...),
+    done=(float, Field(description="(approved + rejected) / total")),
+    yield_=(float, Field(alias="yield", description="approved / total")),
+)
+ReviewerStatsOut = _out(ReviewerStats, "ReviewerStatsOut")
+ThroughputOut = _out(ThroughputBucket, "ThroughputOut")

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, Path, Query
 
 from app.db import SessionDep
-from app.models import Channel, Video
+from app.models import Channel
 from app.services import ingest
 from app.web import queries
 from app.web.api.schemas import QueuedOut, QueueIn, StageRunOut, VideoDetailOut, VideoList, VideoOut
 from app.web.deps import AdminUser, CurrentUser
 
 router = APIRouter(prefix="/videos", tags=["videos"])
+
+VideoId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 @router.get("", response_model=VideoList)
@@ -29,12 +31,8 @@ def list_videos(
 
 
 @router.get("/{video_id}", response_model=VideoDetailOut)
-def get_video(
-    video_id: Annotated[int, Path(ge=1, le=2**31 - 1)], session: SessionDep, user: CurrentUser
-) -> VideoDetailOut:
-    video = session.get(Video, video_id)
-    if video is None:
-        raise HTTPException(404, f"video {video_id} not found")
+def get_video(video_id: VideoId, session: SessionDep, user: CurrentUser) -> VideoDetailOut:
+    video = queries.video_or_404(session, video_id)
     return VideoDetailOut(
         **VideoOut.model_validate(video).model_dump(),
         stage_runs=[StageRunOut.model_validate(r) for r in video.stage_runs],
@@ -51,10 +49,8 @@ def queue_video(body: QueueIn, session: SessionDep, user: AdminUser) -> QueuedOu
 
 
 @router.post("/{video_id}/requeue", response_model=VideoOut)
-def requeue(
-    video_id: Annotated[int, Path(ge=1, le=2**31 - 1)], session: SessionDep, user: AdminUser
-) -> VideoOut:
-    video = session.get(Video, video_id)
-    if video is None:
-        raise HTTPException(404, f"video {video_id} not found")
-    return VideoOut.model_validate(ingest.requeue_video(session=session, video=video, user=user))
+def requeue(video_id: VideoId, session: SessionDep, user: AdminUser) -> VideoOut:
+    video = ingest.requeue_video(
+        session=session, video=queries.video_or_404(session, video_id), user=user
+    )
+    return VideoOut.model_validate(video)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.web.ui import admin, auth, consensus, grid, media, review
+from app.web.ui import adjudication, admin, auth, dashboards, grid, media, review
 
 router = APIRouter(include_in_schema=False)
-for _module in (auth, grid, review, media, admin, consensus):
+for _module in (auth, grid, review, media, admin, adjudication, dashboards):
     router.include_router(_module.router)
 
 # Included by create_app with the upload body limit (see app/web/ui/admin.py).

@@ -126,27 +126,24 @@ def queue_upload(
     return _queued(request, session, f"Uploaded and queued video #{video.id} ({video.title}).")
 
 
-def _video_or_404(session: Session, video_id: int) -> Video:
-    video = session.get(Video, video_id)
-    if video is None:
-        raise HTTPException(404)
-    return video
+def _video_context(session: Session, video: Video) -> dict[str, Any]:
+    """What the video page and its stage table (which the page refreshes) show."""
+    return {
+        "video": video,
+        "active": queries.any_active([video]),
+        "pair_counts": queries.pair_counts_for_video(session=session, video_id=video.id),
+    }
 
 
 def _stages(request: Request, session: Session, video: Video, **extra: Any) -> Response:
     headers = extra.pop("headers", None)
-    context = {
-        "video": video,
-        "active": queries.any_active([video]),
-        "pair_counts": queries.pair_counts_for_video(session=session, video_id=video.id),
-        **extra,
-    }
+    context = {**_video_context(session, video), **extra}
     return render(request, "admin/_video_stages.html", context, headers=headers)
 
 
 @router.get("/videos/{video_id}")
 def video_detail(video_id: int, request: Request, session: SessionDep, user: AdminUser) -> Response:
-    video = _video_or_404(session, video_id)
+    video = queries.video_or_404(session, video_id)
     segments = session.scalars(
         select(TranscriptSegment)
         .where(TranscriptSegment.video_id == video_id)
@@ -154,9 +151,7 @@ def video_detail(video_id: int, request: Request, session: SessionDep, user: Adm
         .limit(SEGMENTS_SHOWN)
     ).all()
     context = {
-        "video": video,
-        "active": queries.any_active([video]),
-        "pair_counts": queries.pair_counts_for_video(session=session, video_id=video_id),
+        **_video_context(session, video),
         "segments": segments,
         "segment_count": queries.segment_count(session=session, video_id=video_id),
         "segments_shown": SEGMENTS_SHOWN,
@@ -166,12 +161,14 @@ def video_detail(video_id: int, request: Request, session: SessionDep, user: Adm
 
 @router.get("/videos/{video_id}/stages")
 def video_stages(video_id: int, request: Request, session: SessionDep, user: AdminUser) -> Response:
-    return _stages(request, session, _video_or_404(session, video_id))
+    return _stages(request, session, queries.video_or_404(session, video_id))
 
 
 @router.post("/videos/{video_id}/requeue")
 def requeue(video_id: int, request: Request, session: SessionDep, user: AdminUser) -> Response:
-    video = ingest.requeue_video(session=session, video=_video_or_404(session, video_id), user=user)
+    video = ingest.requeue_video(
+        session=session, video=queries.video_or_404(session, video_id), user=user
+    )
     if not is_htmx(request):
         return RedirectResponse(f"/admin/videos/{video_id}", status_code=303)
     return _stages(

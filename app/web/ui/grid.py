@@ -1,5 +1,6 @@
 """Grid triage: a page of thumbnails with their captions, selected with the mouse or
-keys and decided together (issue 5, item 4).
+keys and decided together: the quick way through the many pairs that are plainly right or
+plainly wrong, leaving the review page for the ones that need reading.
 
 The page leases its pairs (``review.claim_batch``), so two reviewers never triage the
 same pair at once; a decision goes through ``review.decide_many`` with the version each
@@ -20,14 +21,17 @@ from app.models import User
 from app.services import review
 from app.web import events
 from app.web.deps import CurrentUser
+from app.web.errors import as_sentence
 from app.web.templating import render
 
 router = APIRouter(prefix="/review/grid")
 
 PAGE = "review/grid.html"
 PARTIAL = "review/_grid.html"
+# Tiles per page: fewer and triage saves little over one pair at a time; more and the
+# thumbnails get too small to judge on one screen.
 SIZES = (24, 36, 48)
-MIN_SIZE, MAX_SIZE = 24, 48  # issue 5: a page of 24-48 thumbnails
+MIN_SIZE, MAX_SIZE = min(SIZES), max(SIZES)
 
 
 class GridFilters(BaseModel):
@@ -125,9 +129,7 @@ def grid_decide(
             comment=comment,
         )
     except review.ReviewError as exc:
-        return _grid(
-            request, session, user, filters, error=str(exc).capitalize() + ".", status_code=422
-        )
+        return _grid(request, session, user, filters, error=as_sentence(exc), status_code=422)
     return _grid(
         request,
         session,

@@ -16,7 +16,8 @@ from app import knowledge, models
 from app.models import Pair
 from app.web import queries
 
-# Seconds of narration shown on each side of the image's span (issue 5: "+-30 s").
+# Seconds of narration shown on each side of the image's span: lecturers often name what
+# a slide shows just before it appears or just after it has gone.
 TRANSCRIPT_MARGIN_S = 30.0
 
 # Quilt-1M's sub-pathology categories (Ikezogwo et al. 2023), the tag choices; the values

@@ -20,7 +20,7 @@ from app.services import gold, review
 from app.settings import get_settings
 from app.web import events
 from app.web.deps import AdminUser, CurrentUser
-from app.web.errors import error_response
+from app.web.errors import as_sentence, error_response
 from app.web.templating import is_admin, is_htmx, render
 from app.web.ui.pair_context import pair_view
 
@@ -235,7 +235,7 @@ def act(
             keep_draft=False,
         )
     except review.ReviewError as exc:
-        return again(str(exc).capitalize() + ".", 422)
+        return again(as_sentence(exc), 422)
     if background:
         return Response(status_code=204, headers=events.trigger(events.PAIR_DECIDED))
     verb = "Approved" if action == "approve" else "Rejected"
@@ -268,7 +268,7 @@ def mark_gold(
             session,
             pair,
             mode="detail",
-            error=str(exc).capitalize() + ".",
+            error=as_sentence(exc),
             status_code=422,
         )
     if not is_htmx(request):

@@ -1,13 +1,8 @@
-"""Admin pages over consensus: the adjudication queue (pairs whose k reviews disagree),
-agreement figures, and the dashboards (progress, yield, throughput per reviewer).
-
-Everything here is rendered from app/services/adjudication.py, agreement.py, gold.py and
-dashboards.py; the pages only lay the figures out.
-"""
+"""The adjudication page (admins): the pairs whose k reviews disagree, each with its
+votes, and the final word on each (app/services/adjudication.py)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -15,16 +10,15 @@ from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
 from app.db import SessionDep
-from app.models import utcnow
-from app.services import adjudication, agreement, dashboards, gold, review
+from app.services import adjudication, review
 from app.web import events
 from app.web.deps import AdminUser, get_admin_user
+from app.web.errors import as_sentence
 from app.web.templating import is_htmx, render
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(get_admin_user)])
 
 ADJ_PAGE_SIZE = 20
-WINDOWS = {"1d": 1, "7d": 7, "30d": 30}
 
 
 def _adjudication(
@@ -104,7 +98,7 @@ def adjudicate(
         return _adjudication(
             request,
             session,
-            error=str(exc).capitalize() + ".",
+            error=as_sentence(exc),
             error_pair=pair_id,
             status_code=422,
         )
@@ -117,37 +111,3 @@ def adjudicate(
         message=f"Pair #{pair_id} {verb}.",
         headers=events.trigger(events.PAIR_ADJUDICATED),
     )
-
-
-@router.get("/agreement")
-def agreement_page(request: Request, session: SessionDep, user: AdminUser) -> Response:
-    context = {
-        "report": agreement.report(session=session),
-        "gold": gold.gold_accuracy(session=session),
-    }
-    return render(request, "admin/agreement.html", context)
-
-
-@router.get("/dashboard")
-def dashboard_page(
-    request: Request,
-    session: SessionDep,
-    user: AdminUser,
-    window: Annotated[Literal["1d", "7d", "30d"], Query()] = "7d",
-) -> Response:
-    since = utcnow() - dt.timedelta(days=WINDOWS[window])
-    buckets = dashboards.throughput(session=session, since=since, bucket_s=86400)
-    days = sorted({b.start for b in buckets})
-    names = sorted({b.username for b in buckets})
-    per_day = {(b.start, b.username): b.decisions for b in buckets}
-    context = {
-        "window": window,
-        "windows": list(WINDOWS),
-        "channels": dashboards.progress_by_channel(session=session),
-        "videos": dashboards.progress_by_video(session=session),
-        "reviewers": dashboards.reviewer_stats(session=session, since=since),
-        "days": days,
-        "names": names,
-        "per_day": per_day,
-    }
-    return render(request, "admin/dashboard.html", context)
