@@ -12,14 +12,16 @@ from typing import Any
 
 from celery import Celery
 
-from app.pipeline import LONGEST_STAGE_S, PIPELINE, QUEUE_CPU, Stage
+from app.pipeline import LONGEST_STAGE_S, PIPELINE, QUEUE_CPU
 from app.settings import Settings, get_settings
 
-# Ingest tasks that are not stages of one video; the stages' tasks come from the table.
+# Tasks that are not stages of one video; the stages' tasks come from the table.
 TASK_EXPAND_SOURCE = "quilt.expand_source"
+TASK_RECONCILE = "quilt.reconcile"
 
 TASK_ROUTES: dict[str, dict[str, str]] = {
     TASK_EXPAND_SOURCE: {"queue": QUEUE_CPU},
+    TASK_RECONCILE: {"queue": QUEUE_CPU},
     **{stage.task_name: {"queue": stage.queue} for stage in PIPELINE},
 }
 
@@ -37,6 +39,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_serializer": "json",
         "accept_content": ["json"],
         "broker_connection_retry_on_startup": True,
+        # The reconciler's pass (app.services.reconcile), under exactly one Celery beat:
+        # `quilt worker --beat` embeds it (as `quilt demo` does), or run `celery beat`.
+        "beat_schedule": {
+            "reconcile": {"task": TASK_RECONCILE, "schedule": settings.reconcile_every_s}
+        },
     }
     if settings.broker_url.startswith(("redis://", "rediss://")):
         # Redis hands an unacknowledged task to another worker after the visibility
@@ -71,9 +78,16 @@ def client() -> Celery:
     return app
 
 
+# A broker that is down must fail the send within seconds, not hold a request or a
+# worker: what was not sent stays due in the outbox (app.services.dispatch).
+_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+
+
 def enqueue(task_name: str, *args: Any) -> None:
-    client().send_task(task_name, args=list(args), **TASK_ROUTES.get(task_name, {}))
-
-
-def enqueue_stage(stage: Stage, video_id: int) -> None:
-    enqueue(stage.task_name, video_id)
+    client().send_task(
+        task_name,
+        args=list(args),
+        retry=True,
+        retry_policy=_PUBLISH_RETRY,
+        **TASK_ROUTES.get(task_name, {}),
+    )

@@ -127,7 +127,13 @@ def _worker(argv: list[str]) -> int:
     parser.add_argument("-Q", "--queues", default="cpu,gpu")
     parser.add_argument("-c", "--concurrency", type=int, default=0)
     parser.add_argument("--loglevel", default="INFO")
+    parser.add_argument(
+        "--beat",
+        action="store_true",
+        help="also run the scheduler of the reconciler (exactly one per deployment)",
+    )
     args = parser.parse_args(argv)
+    from app.settings import get_settings
     from workers.celery_app import celery_app
 
     worker_argv = [
@@ -143,6 +149,10 @@ def _worker(argv: list[str]) -> int:
     ]
     if args.concurrency:
         worker_argv += ["--concurrency", str(args.concurrency)]
+    if args.beat:
+        schedule = get_settings().var_dir / "celerybeat-schedule"
+        schedule.parent.mkdir(parents=True, exist_ok=True)
+        worker_argv += ["--beat", "--schedule", str(schedule)]
     celery_app.worker_main(worker_argv)
     return 0
 

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         with (log_dir / "worker.log").open("ab") as worker_log:
             children.append(
                 subprocess.Popen(
-                    [*quilt, "worker", "-c", str(args.concurrency)],
+                    [*quilt, "worker", "--beat", "-c", str(args.concurrency)],
                     stdout=worker_log,
                     stderr=subprocess.STDOUT,
                     env=env,

@@ -52,6 +52,7 @@ class VideoStatus(enum.StrEnum):
 
 class StageStatus(enum.StrEnum):
     pending = "pending"
+    queued = "queued"  # due: its message is sent, or will be (``enqueued_at``)
     running = "running"
     done = "done"
     failed = "failed"
@@ -136,6 +137,8 @@ class Channel(Base):
     status: Mapped[str] = mapped_column(String(16), default="queued")
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The outbox of its listing task, as for stage runs: when it was last sent.
+    enqueued_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     videos: Mapped[list[Video]] = relationship(back_populates="channel")
 
 
@@ -173,7 +176,10 @@ class StageRun(Base):
     """The latest run of one stage on one video. Re-running a stage updates this row."""
 
     __tablename__ = "stage_runs"
-    __table_args__ = (UniqueConstraint("video_id", "stage"),)
+    __table_args__ = (
+        UniqueConstraint("video_id", "stage"),
+        Index("ix_stage_runs_status", "status"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
     stage: Mapped[str] = mapped_column(String(16))
@@ -185,6 +191,12 @@ class StageRun(Base):
     duration_s: Mapped[float | None] = mapped_column(Float)
     stats: Mapped[dict] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
+    # The outbox: when the message of a queued run was last sent (None: not yet).
+    enqueued_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # A running stage's lease, renewed by its worker's heartbeat; past it, the reconciler
+    # takes the worker for dead and queues the stage again.
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    worker: Mapped[str | None] = mapped_column(String(255))  # host:pid holding the lease
 
     video: Mapped[Video] = relationship(back_populates="stage_runs")
 

@@ -102,6 +102,16 @@ class Settings(BaseSettings):
     fetch_timeout_s: int = 600
     max_video_mb: int = 4096
 
+    # Pipeline operations. A running stage's worker renews its lease every quarter lease;
+    # a lease that runs out means the worker died, and the reconciler (every
+    # reconcile_every_s, under Celery beat) queues the stage again, up to
+    # stage_max_attempts. A message sent stage_resend_after_s ago whose stage never
+    # started is presumed lost (a broker restart) and sent again; a duplicate is harmless.
+    stage_lease_s: int = Field(default=120, ge=4)
+    stage_max_attempts: int = Field(default=5, ge=1)
+    stage_resend_after_s: int = Field(default=1800, ge=1)
+    reconcile_every_s: float = Field(default=60.0, gt=0)
+
     @model_validator(mode="after")
     def _fill_and_check(self) -> Settings:
         self.var_dir = Path(self.var_dir).resolve()
@@ -121,10 +131,6 @@ class Settings(BaseSettings):
     def broker_dir(self) -> Path:
         """Folder of the embedded filesystem broker (used only with filesystem://)."""
         return self.var_dir / "broker"
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
 
     @property
     def resolved_kb_path(self) -> Path:

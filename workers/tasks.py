@@ -1,4 +1,5 @@
-"""Celery tasks: one per stage of the pipeline table, plus the listing of a channel.
+"""Celery tasks: one per stage of the pipeline table, the listing of a channel, and the
+reconciler's periodic pass.
 
 A stage task takes a video id, runs the stage through the bookkeeping of
 workers.stage_runner and, when it is done, enqueues the next stage of the table. Name,
@@ -9,14 +10,18 @@ what it wrote before.
 
 from __future__ import annotations
 
+import dataclasses
+
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from app import broker
 from app.db import session_scope
 from app.models import Channel
-from app.pipeline import FIRST_STAGE, PIPELINE, Stage, next_stage
+from app.pipeline import FIRST_STAGE, PIPELINE, Stage
 from app.services import ingest
+from app.services.dispatch import send_due
+from app.services.reconcile import reconcile as reconcile_pipeline
 from app.settings import get_settings
 from workers.celery_app import celery_app
 from workers.stage_runner import Outcome, run_stage
@@ -43,9 +48,11 @@ def _stage_task(stage: Stage) -> Task:
             raise self.retry(
                 exc=exc, countdown=stage.retry.delay_s(self.request.retries + 1)
             ) from exc
-        following = next_stage(stage.name)
-        if outcome == Outcome.done and following is not None:
-            broker.enqueue_stage(following, video_id)
+        if outcome == Outcome.done:
+            # The next stage was made due with this one's outcome; send it now (if the
+            # broker is down, the reconciler sends it later).
+            with session_scope() as s:
+                send_due(session=s, video_ids=[video_id])
         return outcome
 
     run.__doc__ = f"The {stage.name} stage of one video (app/pipeline.py)."
@@ -86,6 +93,15 @@ def expand_source(channel_id: int) -> int:
         new_ids = ingest.add_listed_videos(
             session=s, channel=s.get(Channel, channel_id), title=title, entries=entries
         )
-    for video_id in new_ids:
-        broker.enqueue_stage(FIRST_STAGE, video_id)
+    with session_scope() as s:
+        send_due(session=s, video_ids=new_ids)
     return len(new_ids)
+
+
+@celery_app.task(
+    name=broker.TASK_RECONCILE, queue=FIRST_STAGE.queue, soft_time_limit=300, time_limit=360
+)
+def reconcile() -> dict:
+    """Celery beat's periodic pass (app.services.reconcile): lost work made due again."""
+    with session_scope() as s:
+        return dataclasses.asdict(reconcile_pipeline(session=s))

@@ -16,12 +16,11 @@ from urllib.parse import parse_qs, urlparse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import broker
 from app.media import new_upload_path, safe_filename
 from app.models import Channel, User, Video, VideoStatus
 from app.pipeline import FIRST_STAGE
-from app.services import audit
-from app.services.stages import ensure_stage_rows, reset_stage_rows
+from app.services import audit, dispatch
+from app.services.stage_runs import ensure_stage_rows, reset_stage_rows, stage_run
 from app.settings import get_settings
 
 YOUTUBE_HOSTS = {"youtube.com", "www.youtube.com", "m.youtube.com", "youtu.be", "music.youtube.com"}
@@ -88,7 +87,7 @@ def queue_url(
         )
         session.commit()
         if enqueue:
-            broker.enqueue(broker.TASK_EXPAND_SOURCE, channel.id)
+            dispatch.send_listing(session=session, channel=channel)
         return channel
     video = Video(
         source_kind=source_kind, source_url=url, title=url, created_by_id=user.id if user else None
@@ -151,8 +150,8 @@ def add_listed_videos(
     *, session: Session, channel: Channel, title: str | None, entries: Iterable[ListedVideo]
 ) -> list[int]:
     """Record a channel's listing: one queued video row per entry
-    not seen before in this channel. Returns the new videos' ids, for the caller to enqueue
-    once this session commits."""
+    not seen before in this channel, its first stage due. Returns the new videos' ids, for
+    the caller to send once this session commits (``dispatch.send_due``)."""
     channel.title = title or channel.title
     known = set(session.scalars(select(Video.source_url).where(Video.channel_id == channel.id)))
     new_ids: list[int] = []
@@ -175,6 +174,7 @@ def add_listed_videos(
         session.add(video)
         session.flush()
         ensure_stage_rows(session, video)
+        dispatch.mark_queued(stage_run(session, video.id, FIRST_STAGE.name))
         new_ids.append(video.id)
     channel.status, channel.error = "done", None
     return new_ids
@@ -184,12 +184,20 @@ def listing_failed(*, session: Session, channel: Channel, reason: str) -> None:
     channel.status, channel.error = "failed", reason
 
 
-def requeue_video(*, session: Session, video: Video, user: User | None) -> Video:
+def requeue_video(
+    *, session: Session, video: Video, user: User | None, from_stage: str | None = None
+) -> Video:
+    """Run the video's pipeline again, from ``from_stage`` (the first stage by default).
+    Re-running replaces each stage's outputs; pairs a reviewer touched are kept."""
+    start = from_stage or FIRST_STAGE.name
     video.status, video.error = VideoStatus.queued, None
-    reset_stage_rows(session, video)
-    audit.record(session=session, user=user, action="video.requeue", target=f"video:{video.id}")
+    reset_stage_rows(session, video, from_stage=start)
+    dispatch.mark_queued(stage_run(session, video.id, start))
+    audit.record(
+        session=session, user=user, action="video.requeue", target=f"video:{video.id}", stage=start
+    )
     session.commit()
-    broker.enqueue_stage(FIRST_STAGE, video.id)
+    dispatch.send_due(session=session, video_ids=[video.id])
     return video
 
 
@@ -199,6 +207,8 @@ def _add_and_enqueue(
     session.add(video)
     session.flush()
     ensure_stage_rows(session, video)
+    if enqueue:
+        dispatch.mark_queued(stage_run(session, video.id, FIRST_STAGE.name))
     audit.record(
         session=session,
         user=user,
@@ -208,5 +218,5 @@ def _add_and_enqueue(
     )
     session.commit()
     if enqueue:
-        broker.enqueue_stage(FIRST_STAGE, video.id)
+        dispatch.send_due(session=session, video_ids=[video.id])
     return video

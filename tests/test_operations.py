@@ -1,0 +1,164 @@
+"""Nothing stuck, nothing done twice: atomic claims, leases, the outbox, the reconciler.
+
+The database and the broker are real (SQLite and Postgres; the embedded filesystem
+broker, and a Redis address where nothing listens for an outage).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from sqlalchemy import select
+
+from app import broker
+from app.models import Channel, StageRun, StageStatus, Video, utcnow
+from app.pipeline import FIRST_STAGE, stage
+from app.services import dispatch
+from app.services.ingest import queue_file, queue_url
+from app.services.reconcile import reconcile
+from app.settings import get_settings
+from tests.conftest import DEMO_VIDEO
+from workers import tasks
+from workers.stage_runner import Outcome, run_stage, worker_name
+
+DEAD_REDIS = "redis://127.0.0.1:1/0"  # port 1: nothing listens, connections are refused
+
+
+def _sent(settings) -> list[tuple[str, list]]:
+    sent = []
+    for path in sorted((settings.broker_dir / "out").glob("*.msg")):
+        message = json.loads(path.read_text())
+        body = json.loads(__import__("base64").b64decode(message["body"]))
+        sent.append((message["headers"]["task"], body[0]))
+    return sent
+
+
+def _run(session, video_id: int, name: str) -> StageRun:
+    session.expire_all()
+    return session.scalar(
+        select(StageRun).where(StageRun.video_id == video_id, StageRun.stage == name)
+    )
+
+
+def _use_broker(monkeypatch, url: str) -> None:
+    monkeypatch.setenv("QUILT_BROKER_URL", url)
+    get_settings.cache_clear()
+    broker.client.cache_clear()
+
+
+def test_queueing_writes_the_due_run_then_sends_it(settings, session) -> None:
+    video = queue_file(session=session, path=DEMO_VIDEO, user=None, trusted=True)
+    run = _run(session, video.id, FIRST_STAGE.name)
+    assert run.status == StageStatus.queued and run.enqueued_at is not None
+    assert _sent(settings) == [(FIRST_STAGE.task_name, [video.id])]
+    assert not dispatch.waiting_for_broker(session=session, video_id=video.id)
+
+
+def test_a_broker_outage_at_queue_time_loses_nothing(settings, session, monkeypatch) -> None:
+    _use_broker(monkeypatch, DEAD_REDIS)
+    video = queue_file(session=session, path=DEMO_VIDEO, user=None, trusted=True)
+    channel = queue_url(session=session, url="https://www.youtube.com/@pathology", user=None)
+    run = _run(session, video.id, FIRST_STAGE.name)
+    assert run.status == StageStatus.queued and run.enqueued_at is None
+    assert dispatch.waiting_for_broker(session=session, video_id=video.id)
+    assert session.get(Channel, channel.id).enqueued_at is None
+    assert reconcile(session=session).broker_down == dispatch.BROKER_DOWN
+
+    _use_broker(monkeypatch, "filesystem://")  # the broker is back
+    report = reconcile(session=session)
+    assert report.broker_down is None and report.sent == 2
+    assert sorted(_sent(settings)) == sorted(
+        [(FIRST_STAGE.task_name, [video.id]), (broker.TASK_EXPAND_SOURCE, [channel.id])]
+    )
+    assert not dispatch.waiting_for_broker(session=session, video_id=video.id)
+    assert reconcile(session=session).sent == 0  # sent once; not again until presumed lost
+
+
+def test_a_delivery_runs_a_stage_once(settings, session) -> None:
+    video = queue_file(session=session, path=DEMO_VIDEO, user=None, trusted=True)
+    fetch_task = tasks.STAGE_TASKS[FIRST_STAGE.name]
+    assert fetch_task(video.id) == Outcome.done
+    assert fetch_task(video.id) == Outcome.already_done  # a redelivery
+    run = _run(session, video.id, FIRST_STAGE.name)
+    assert run.attempts == 1 and run.lease_expires_at is None
+    following = _run(session, video.id, "asr")
+    assert following.status == StageStatus.queued and following.enqueued_at is not None
+
+
+def test_a_live_lease_keeps_a_second_worker_out_and_a_dead_one_lets_it_in(
+    settings, session
+) -> None:
+    video = queue_file(session=session, path=DEMO_VIDEO, user=None, trusted=True)
+    run = _run(session, video.id, FIRST_STAGE.name)
+    run.status, run.worker, run.attempts = StageStatus.running, "other-host:1", 1
+    run.lease_expires_at = utcnow() + dt.timedelta(seconds=60)
+    session.commit()
+    assert run_stage(video.id, stage(FIRST_STAGE.name)) == Outcome.busy
+
+    run = _run(session, video.id, FIRST_STAGE.name)
+    run.lease_expires_at = utcnow() - dt.timedelta(seconds=1)  # its worker stopped beating
+    session.commit()
+    assert run_stage(video.id, stage(FIRST_STAGE.name)) == Outcome.done
+    run = _run(session, video.id, FIRST_STAGE.name)
+    assert (run.status, run.attempts) == (StageStatus.done, 2)
+
+
+def test_the_reconciler_requeues_a_dead_workers_stage_then_gives_up(
+    settings, session, monkeypatch
+) -> None:
+    monkeypatch.setattr(settings, "stage_max_attempts", 2)
+    video = queue_file(session=session, path=DEMO_VIDEO, user=None, trusted=True, enqueue=False)
+    run = _run(session, video.id, "asr")
+    run.status, run.worker, run.attempts = StageStatus.running, "gone-host:7", 1
+    run.lease_expires_at = utcnow() - dt.timedelta(seconds=5)
+    session.commit()
+
+    report = reconcile(session=session)
+    assert (report.lost_requeued, report.sent) == (1, 1)
+    run = _run(session, video.id, "asr")
+    assert run.status == StageStatus.queued and "gone-host:7 stopped answering" in run.error
+    assert _sent(settings) == [(stage("asr").task_name, [video.id])]
+
+    run.status, run.attempts, run.worker = StageStatus.running, 2, "gone-host:7"
+    run.lease_expires_at = utcnow() - dt.timedelta(seconds=5)
+    session.commit()
+    assert reconcile(session=session).lost_failed == 1
+    run = _run(session, video.id, "asr")
+    assert run.status == StageStatus.failed
+    assert run.error == "gave up after 2 attempts: gone-host:7 stopped answering"
+    video = session.get(Video, video.id)
+    assert video.status == "failed" and video.error.startswith("asr: gave up")
+    assert _run(session, video.id, "frames").status == StageStatus.skipped
+
+
+def test_the_reconciler_resumes_a_video_whose_next_stage_was_never_made_due(
+    settings, session
+) -> None:
+    video = queue_file(session=session, path=DEMO_VIDEO, user=None, trusted=True, enqueue=False)
+    run = _run(session, video.id, FIRST_STAGE.name)
+    run.status = StageStatus.done
+    row = session.get(Video, video.id)
+    row.status = "processing"
+    session.commit()
+    # Fresh activity may be an in-process run between two stages: left alone.
+    assert reconcile(session=session).successors_queued == 0
+    later = utcnow() + dt.timedelta(seconds=settings.stage_lease_s + 1)
+    assert reconcile(session=session, now=later).successors_queued == 1
+    assert _run(session, video.id, "asr").status == StageStatus.queued
+    assert _sent(settings) == [(stage("asr").task_name, [video.id])]
+
+
+def test_a_message_lost_with_the_broker_is_sent_again_once_presumed_lost(
+    settings, session
+) -> None:
+    video = queue_file(session=session, path=DEMO_VIDEO, user=None, trusted=True)
+    assert reconcile(session=session).sent == 0
+    later = utcnow() + dt.timedelta(seconds=settings.stage_resend_after_s + 1)
+    assert reconcile(session=session, now=later).sent == 1
+    assert _sent(settings) == [(FIRST_STAGE.task_name, [video.id])] * 2
+
+
+def test_a_heartbeat_names_its_worker() -> None:
+    host, pid = worker_name().rsplit(":", 1)
+    assert host and pid.isdigit()
