@@ -125,6 +125,23 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default=Role.reviewer)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Sessions carry the version they began under; logout and a password change bump it,
+    # which ends every session of the user, copied cookies included.
+    session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Consecutive failed logins, and the lockout they led to.
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoginFailure(Base):
+    """One failed login, by client address: the per-address rate limit counts these."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_address_at", "address", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(64))
+    username: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Channel(Base):
@@ -139,6 +156,11 @@ class Channel(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # The outbox of its listing task, as for stage runs: when it was last sent.
     enqueued_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Which listed videos to take (duration range, title keywords, upload date), and how
+    # often to list the channel again for new ones (None: only when asked).
+    filters: Mapped[dict] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
+    recrawl_every_s: Mapped[int | None] = mapped_column(Integer)
+    crawled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     videos: Mapped[list[Video]] = relationship(back_populates="channel")
 
 
@@ -165,6 +187,12 @@ class Video(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+    # The same file (sha256) already processed: this video links to it and runs nothing.
+    duplicate_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("videos.id", ondelete="SET NULL", name="fk_videos_duplicate_of_id_videos")
+    )
+    # What the source said of itself (yt-dlp: uploader, upload date, licence, captions...).
+    source_info: Mapped[dict] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
 
     channel: Mapped[Channel | None] = relationship(back_populates="videos")
     stage_runs: Mapped[list[StageRun]] = relationship(
@@ -197,6 +225,8 @@ class StageRun(Base):
     # takes the worker for dead and queues the stage again.
     lease_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     worker: Mapped[str | None] = mapped_column(String(255))  # host:pid holding the lease
+    # The stage's code version and a digest of the settings it ran with (app.pipeline).
+    pipeline_version: Mapped[str | None] = mapped_column(String(64))
 
     video: Mapped[Video] = relationship(back_populates="stage_runs")
 
