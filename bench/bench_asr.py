@@ -127,11 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    report = run(args.video, args.repeat)
-    for key, value in report.items():
-        print(f"{key:34s} {value}")
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    from bench.report import emit  # noqa: PLC0415
+
+    emit(run(args.video, args.repeat), args.json, width=34)
     return 0
 
 

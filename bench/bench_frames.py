@@ -169,9 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_mb": max(r["peak_rss_mb"] for r in stages),
         "stats": stage["stats"],
     }
-    print(json.dumps(report, indent=2))  # noqa: T201 - a bench prints its report
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+    from bench.report import emit  # noqa: PLC0415
+
+    emit(report, args.json, text=json.dumps(report, indent=2))
     return 0
 
 

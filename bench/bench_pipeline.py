@@ -19,7 +19,6 @@ to demo/lecture.mp4).
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -150,9 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
         },
     }
-    print(render(report))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    from bench.report import emit  # noqa: PLC0415
+
+    emit(report, args.json, text=render(report))
     return 0
 
 

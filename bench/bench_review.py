@@ -31,7 +31,6 @@ import io
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 import uuid
@@ -106,10 +105,20 @@ def load(url: str, n_pairs: int, n_reviewers: int, n_videos: int = 1000) -> floa
     return time.perf_counter() - t0
 
 
+@contextlib.contextmanager
+def _connection(url: str):
+    """A connection to ``url`` from an engine of its own, disposed of afterwards."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
 def claim_plan(url: str) -> str:
     """EXPLAIN of the claim's walk as it runs (one reviewer, k = 1)."""
-    engine = create_engine(url)
-    with engine.connect() as conn:
+    with _connection(url) as conn:
         rows = conn.execute(
             text(
                 "EXPLAIN SELECT pairs.id FROM pairs WHERE pairs.status = 'pending' AND "
@@ -122,7 +131,6 @@ def claim_plan(url: str) -> str:
                 "ORDER BY pairs.priority, pairs.id LIMIT 1 FOR UPDATE OF pairs SKIP LOCKED"
             )
         ).all()
-    engine.dispose()
     return "\n".join(r[0] for r in rows)
 
 
@@ -266,8 +274,7 @@ def verify(url: str, stats: Stats) -> dict[str, int]:
     for pair_id, name in stats.claims:
         per_pair[pair_id].add(name)
     double = sum(1 for names in per_pair.values() if len(names) > 1)
-    engine = create_engine(url)
-    with engine.connect() as conn:
+    with _connection(url) as conn:
         rows = conn.execute(
             text(
                 "SELECT r.pair_id, u.username, r.decision, p.status FROM reviews r "
@@ -280,7 +287,6 @@ def verify(url: str, stats: Stats) -> dict[str, int]:
                 "HAVING count(*) > 1) x"
             )
         ).scalar_one()
-    engine.dispose()
     stored = {(p, u, d) for p, u, d, _ in rows}
     status_of = {p: s for p, _, _, s in rows}
     expected = {"approve": "approved", "reject": "rejected"}
@@ -359,112 +365,79 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from app.migrate import upgrade  # noqa: PLC0415
-    from tests.support.live_server import free_port, wait_until_up  # noqa: PLC0415
+    from bench.report import emit  # noqa: PLC0415
+    from tests.support.databases import scratch_database  # noqa: PLC0415
+    from tests.support.live_server import serving  # noqa: PLC0415
+    from tests.support.processes import app_env  # noqa: PLC0415
 
-    name = f"quilt_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    server = None
-    try:
+    with scratch_database(PG_ADMIN_URL, "quilt_bench", keep=args.keep) as url:
         upgrade(url)
         load_s = load(url, args.pairs, args.reviewers)
         print(f"loaded {args.pairs:,} pairs in {load_s:.1f} s (COPY)", flush=True)
-        port = free_port()
-        env = {
-            **os.environ,
-            "QUILT_DATABASE_URL": url,
-            "QUILT_ENVIRONMENT": "test",
-            "QUILT_SECRET_KEY": "bench-secret-not-for-production",
-            "QUILT_GOLD_EVERY": "0",
-        }
-        var_dir = Path(f"/tmp/{name}")
-        env["QUILT_VAR_DIR"] = str(var_dir)
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "app.web.main:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            cwd=REPO,
-            env=env,
+        env = app_env(
+            url,
+            Path("/tmp") / url.rsplit("/", 1)[1],
+            QUILT_ENVIRONMENT="test",
+            QUILT_SECRET_KEY="bench-secret-not-for-production",
+            QUILT_GOLD_EVERY="0",
         )
-        base = f"http://127.0.0.1:{port}"
-        wait_until_up(f"{base}/login", server)
-        report: dict[str, object] = {
-            "pairs": args.pairs,
-            "reviewers": args.reviewers,
-            "uvicorn_workers": args.workers,
-            "cores": os.cpu_count(),
-            "load_s": round(load_s, 1),
-            "note": "load generator, uvicorn and Postgres share the same cores",
-            "phases": [],
-        }
-        all_stats = Stats()
-        for think in [float(t) for t in args.think_s.split(",")]:
-            cpu_before: dict[str, dict[int, float]] = {}
-            stats, wall = asyncio.run(
-                run_load(
-                    base,
-                    args.reviewers,
-                    args.duration,
-                    think,
-                    on_start=functools.partial(_note_cpu, cpu_before, server.pid),
-                )
-            )
-            cpu_spent = cpu_used(cpu_before, cpu_by_part(server.pid))
-            requests = max(1, len(stats.claim) + len(stats.decide))
-            phase = {
-                "think_s": think,
-                "duration_s": round(wall, 1),
-                "claim": pct(stats.claim),
-                "decide": pct(stats.decide),
-                "decisions_per_s": round(len(stats.acked) / wall, 1),
-                "conflicts_409": stats.conflicts,
-                "errors": dict(stats.errors),
-                # CPU per request (ms) by part, after the logins: where the cores go.
-                "cpu_ms_per_request": {
-                    part: round(seconds * 1000 / requests, 2) for part, seconds in cpu_spent.items()
-                },
-                "load_avg_1m": round(os.getloadavg()[0], 2),
-            }
-            print(json.dumps(phase), flush=True)
-            report["phases"].append(phase)  # type: ignore[union-attr]
-            all_stats.claims += stats.claims
-            all_stats.acked += stats.acked
-        checks = verify(url, all_stats)
-        report.update(checks)
-        report["direct"] = direct_service_calls(url, args.direct)
-        print(json.dumps(report, indent=2))
+        uvicorn_args = ["--workers", str(args.workers), "--no-access-log"]
+        with serving(env, uvicorn_args=uvicorn_args) as (base, server):
+            report = measure(url, base, server.pid, args, load_s)
+        emit(report, args.json, text=json.dumps(report, indent=2))
         print("claim plan:\n" + claim_plan(url))
-        if args.json:
-            args.json.write_text(json.dumps(report, indent=2))
-        ok = checks["double_assignments"] == 0 and checks["lost_decisions"] == 0
+        ok = report["double_assignments"] == 0 and report["lost_decisions"] == 0
         return 0 if ok else 1
-    finally:
-        if server is not None:
-            server.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                server.wait(10)
-        if not args.keep:
-            from app import db as app_db  # noqa: PLC0415
 
-            app_db.reset_engine()
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+
+def measure(url: str, base: str, server_pid: int, args: argparse.Namespace, load_s: float) -> dict:
+    """The load phases against the server at ``base``, the checks against the database, and
+    the direct service calls: the report."""
+    report: dict[str, object] = {
+        "pairs": args.pairs,
+        "reviewers": args.reviewers,
+        "uvicorn_workers": args.workers,
+        "cores": os.cpu_count(),
+        "load_s": round(load_s, 1),
+        "note": "load generator, uvicorn and Postgres share the same cores",
+        "phases": [],
+    }
+    all_stats = Stats()
+    for think in [float(t) for t in args.think_s.split(",")]:
+        cpu_before: dict[str, dict[int, float]] = {}
+        stats, wall = asyncio.run(
+            run_load(
+                base,
+                args.reviewers,
+                args.duration,
+                think,
+                on_start=functools.partial(_note_cpu, cpu_before, server_pid),
+            )
+        )
+        cpu_spent = cpu_used(cpu_before, cpu_by_part(server_pid))
+        requests = max(1, len(stats.claim) + len(stats.decide))
+        phase = {
+            "think_s": think,
+            "duration_s": round(wall, 1),
+            "claim": pct(stats.claim),
+            "decide": pct(stats.decide),
+            "decisions_per_s": round(len(stats.acked) / wall, 1),
+            "conflicts_409": stats.conflicts,
+            "errors": dict(stats.errors),
+            # CPU per request (ms) by part, after the logins: where the cores go.
+            "cpu_ms_per_request": {
+                part: round(seconds * 1000 / requests, 2) for part, seconds in cpu_spent.items()
+            },
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+        }
+        print(json.dumps(phase), flush=True)
+        report["phases"].append(phase)  # type: ignore[union-attr]
+        all_stats.claims += stats.claims
+        all_stats.acked += stats.acked
+    checks = verify(url, all_stats)
+    report.update(checks)
+    report["direct"] = direct_service_calls(url, args.direct)
+    return report
 
 
 if __name__ == "__main__":

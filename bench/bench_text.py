@@ -33,7 +33,7 @@ FIXTURES = REPO_ROOT / "tests" / "fixtures"
 
 
 def run(n_sentences: int, asr: bool) -> dict:
-    from tests.test_text import transcript_of  # noqa: PLC0415 - word timings, as the tests
+    from tests.support.text import transcript_of  # noqa: PLC0415 - word timings, as the tests
     from workers.stages.text import TextOptions, process  # noqa: PLC0415
     from workers.text.measure import (  # noqa: PLC0415
         changed_word_rate,
@@ -108,11 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--asr", action="store_true", help="also measure recall on tiny.en")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    report = run(args.sentences, args.asr)
-    for key, value in report.items():
-        print(f"{key:28s} {value}")
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    from bench.report import emit  # noqa: PLC0415
+
+    emit(run(args.sentences, args.asr), args.json, width=28)
     return 0
 
 

@@ -19,7 +19,8 @@ alignment relies on (Ikezogwo et al., NeurIPS 2023, section 3).
 
 The build is deterministic: fixed crops, fixed voice and rate, no randomness, and the
 encoders run with bitexact flags and no metadata. It needs ffmpeg (libx264, aac),
-espeak-ng and sox on PATH, and pillow and scikit-image in the environment.
+espeak-ng and sox on PATH, and pillow and scikit-image in the environment. Speech, ffmpeg
+and ffprobe go through the helpers the tests make their media with (tests/support/media.py).
 
 Usage: ``python scripts/make_demo.py [--out-dir demo] [--stardist-wheel PATH]``
 """
@@ -36,7 +37,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import wave
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -44,14 +44,22 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-_logger = logging.getLogger("make_demo")
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.support.media import (  # noqa: E402
+    AAC_MONO,
+    FFMPEG,
+    WORDS_PER_MINUTE,
+    probe,
+    run,
+    speak,
+)
 
 WIDTH, HEIGHT = 1280, 720
 FPS = 5
 VOICE = "en-us"
-WORDS_PER_MINUTE = 150
 SAMPLE_RATE = 22050  # espeak-ng's native rate; resampling would only add bytes
 LEAD_S = 0.5  # silence before the speech in each segment
 MIN_TAIL_S = 0.6  # at least this much silence after it, so segment edges stay quiet
@@ -236,16 +244,11 @@ class BuiltSegment:
 # --- source images -----------------------------------------------------------------------
 
 
-def _run(args: Sequence[str]) -> None:
-    _logger.debug("run: %s", " ".join(args))
-    subprocess.run(list(args), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
 def _stardist_wheel(work: Path, wheel: Path | None) -> Path:
     if wheel is not None:
         return wheel
     # --no-deps: only the wheel's bundled sample image is needed, never stardist itself.
-    _run(
+    run(
         [
             sys.executable,
             "-m",
@@ -358,44 +361,19 @@ def segment_frames(spec: SegmentSpec, img: Image.Image, n_frames: int) -> Iterat
 # --- audio -------------------------------------------------------------------------------
 
 
-def _wav_seconds(path: Path) -> float:
-    with wave.open(str(path)) as w:
-        return w.getnframes() / w.getframerate()
-
-
-def speak(text: str, out: Path, voice: str = VOICE) -> float:
-    """espeak-ng narration to a wav; returns its length in seconds."""
-    text_file = out.with_suffix(".txt")
-    text_file.write_text(text, encoding="utf-8")
-    _run(
-        [
-            "espeak-ng",
-            "-v",
-            voice,
-            "-s",
-            str(WORDS_PER_MINUTE),
-            "-w",
-            str(out),
-            "-f",
-            str(text_file),
-        ]
-    )
-    return _wav_seconds(out)
-
-
 def build_audio(specs: Sequence[SegmentSpec], work: Path) -> tuple[Path, list[BuiltSegment]]:
     built: list[BuiltSegment] = []
     parts: list[str] = []
     start = 0
     for i, spec in enumerate(specs):
         speech = work / f"speech_{i:02d}.wav"
-        speech_s = speak(spec.narration, speech)
+        speech_s = speak(spec.narration, speech, VOICE)
         # Whole seconds keep every boundary on a frame at any integer fps.
         seconds = max(MIN_SEGMENT_S, math.ceil(LEAD_S + speech_s + MIN_TAIL_S))
         if seconds > MAX_SEGMENT_S:
             raise ValueError(f"segment {i}: narration is {speech_s:.1f} s, too long")
         part = work / f"segment_{i:02d}.wav"
-        _run(
+        run(
             [
                 "sox",
                 str(speech),
@@ -418,7 +396,7 @@ def build_audio(specs: Sequence[SegmentSpec], work: Path) -> tuple[Path, list[Bu
         built.append(BuiltSegment(spec, i, float(start), float(start + seconds), speech_s))
         start += seconds
     narration = work / "narration.wav"
-    _run(["sox", *parts, str(narration)])
+    run(["sox", *parts, str(narration)])
     return narration, built
 
 
@@ -430,11 +408,7 @@ def encode(
 ) -> None:
     keyframes = ",".join(f"{t:g}" for t in boundaries)
     args = [
-        "ffmpeg",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
+        *FFMPEG,
         "-f",
         "rawvideo",
         "-pix_fmt",
@@ -465,12 +439,7 @@ def encode(
         str(FPS * 10),
         "-force_key_frames",
         keyframes,
-        "-c:a",
-        "aac",
-        "-b:a",
-        "48k",
-        "-ac",
-        "1",
+        *AAC_MONO,
         "-movflags",
         "+faststart",
         "-map_metadata",
@@ -495,25 +464,6 @@ def encode(
         raise RuntimeError(f"ffmpeg failed: {err.decode(errors='replace')}")
 
 
-def probe(path: Path) -> dict[str, object]:
-    result = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration:stream=codec_type,codec_name,width,height,pix_fmt",
-            "-of",
-            "json",
-            str(path),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(result.stdout)
-
-
 def build(out_dir: Path, stardist_wheel: Path | None = None) -> dict[str, object]:
     for spec in SEGMENTS:
         for term in spec.key_terms:
@@ -536,6 +486,8 @@ def build(out_dir: Path, stardist_wheel: Path | None = None) -> dict[str, object
 
     duration = built[-1].end_s
     info = probe(video)
+    if not info:
+        raise RuntimeError(f"ffprobe cannot read {video}")
     kinds = sorted(str(s["codec_type"]) for s in info["streams"])  # type: ignore[index]
     probed = float(info["format"]["duration"])  # type: ignore[index]
     if kinds != ["audio", "video"] or abs(probed - duration) > 0.2:

@@ -3,8 +3,6 @@ keyboard, create a release from the admin page, and check the release on disk.""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,39 +10,16 @@ from sqlalchemy import select
 
 from app.models import Pair, Release, Role
 from app.services.releases import release_dir, verify_release
-from tests.support.live_server import live_server  # noqa: F401 - fixture
-from tests.support.seed import PASSWORD, make_pair, make_user, make_video, write_frame_jpeg
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+from tests.support.browser import screenshot, submit_login, watch_errors
+from tests.support.seed import make_pair, make_user, make_video, write_frame_jpeg
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture
-def browser_page():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 950})
-        try:
-            yield page
-        finally:
-            browser.close()
 
 
 # One run is enough: SQLite, the embedded default (the API and page tests cover Postgres).
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_review_with_keyboard_then_release(
-    live_server: str,  # noqa: F811
+    live_server: str,
     browser_page,
     session,
     settings,
@@ -60,20 +35,11 @@ def test_review_with_keyboard_then_release(
         session, video, priority=0.2, caption="Portal tract with bile duct and hepatic artery."
     )
     page = browser_page
-    problems: list[str] = []
-    page.on(
-        "console",
-        lambda m: (
-            problems.append(f"{page.url} {m.location} {m.text}") if m.type == "error" else None
-        ),
-    )
-    page.on("pageerror", lambda e: problems.append(str(e)))
+    problems = watch_errors(page)
 
     page.goto(f"{live_server}/review")
     assert page.url.startswith(f"{live_server}/login?next=/review")
-    page.fill("input[name=username]", "ada")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    submit_login(page, "ada")
     page.wait_for_url(f"{live_server}/review")
 
     caption = page.locator("#caption")
@@ -81,10 +47,7 @@ def test_review_with_keyboard_then_release(
     image = page.locator(".frame img")
     page.wait_for_function("document.querySelector('.frame img').naturalWidth > 0")
     assert image.evaluate("img => img.naturalWidth") == 640
-    shot = tmp_path / "review.png"
-    page.screenshot(path=str(shot), full_page=True)
-    if os.environ.get("QUILT_BROWSER_ARTIFACTS"):
-        shutil.copy(shot, Path(os.environ["QUILT_BROWSER_ARTIFACTS"]) / "review.png")
+    screenshot(page, tmp_path, "review.png")
 
     page.keyboard.press("a")
     page.wait_for_selector(f"text=Approved pair #{first.id}")
@@ -110,8 +73,7 @@ def test_review_with_keyboard_then_release(
     page.click("#release-form button[type=submit]")
     page.wait_for_selector("text=Release v1.0 created with 1 pairs")
     assert page.locator("a.file", has_text="manifest.json").count() == 1
-    if os.environ.get("QUILT_BROWSER_ARTIFACTS"):
-        page.screenshot(path=str(Path(os.environ["QUILT_BROWSER_ARTIFACTS"]) / "releases.png"))
+    screenshot(page, tmp_path, "releases.png")
     assert not problems, problems
 
     release = session.scalar(select(Release).where(Release.version == "v1.0"))

@@ -1,13 +1,17 @@
-"""Agreement figures and dashboards computed from real review rows (both databases)."""
+"""What the admin figures say, computed from real review rows on both databases: the
+agreement report (Cohen's and Fleiss' kappa, Krippendorff's alpha, caption edit distances)
+against the statistics themselves, per-reviewer figures, throughput, and progress and yield
+by channel and video."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
 
-from app.models import Channel, Pair, Role, Video
-from app.services import agreement, dashboards, review
-from tests.support.seed import make_pair, make_user, make_video
+from app.models import Pair, Role
+from app.services import agreement, dashboards
+from tests.support.review import edit, vote
+from tests.support.seed import make_channel, make_pair, make_user, make_video
 
 # Three reviewers, six pairs, k = 3: who said what (a: approve, r: reject).
 VOTES = {
@@ -23,31 +27,11 @@ def test_agreement_report_matches_the_statistics(session):
     users = {name: make_user(session, name) for name in VOTES}
     for name, row in VOTES.items():
         for pair, v in zip(pairs, row, strict=True):
-            version = session.scalar(select(Pair.version).where(Pair.id == pair.id))
-            review.decide(
-                session=session,
-                pair_id=pair.id,
-                reviewer=users[name],
-                decision="approve" if v == "a" else "reject",
-                reason=None if v == "a" else "duplicate",
-                expected_version=version,
-                reviews_per_pair=3,
-            )
+            decision, reason = ("approve", None) if v == "a" else ("reject", "duplicate")
+            vote(session, users[name], pair, decision, reason, k=3)
     # Caption edits of one pair by two reviewers.
-    review.edit(
-        session=session,
-        pair_id=pairs[0].id,
-        user=users["alice"],
-        fields={"caption": "kitten"},
-        expected_version=session.scalar(select(Pair.version).where(Pair.id == pairs[0].id)),
-    )
-    review.edit(
-        session=session,
-        pair_id=pairs[0].id,
-        user=users["bob"],
-        fields={"caption": "sitting"},
-        expected_version=session.scalar(select(Pair.version).where(Pair.id == pairs[0].id)),
-    )
+    edit(session, users["alice"], pairs[0], {"caption": "kitten"})
+    edit(session, users["bob"], pairs[0], {"caption": "sitting"})
 
     report = agreement.report(session=session)
     labels = {n: ["approve" if c == "a" else "reject" for c in row] for n, row in VOTES.items()}
@@ -89,18 +73,14 @@ def test_agreement_report_matches_the_statistics(session):
 
 
 def test_progress_and_yield_by_channel_and_video(session):
-    channel = Channel(url="https://www.youtube.com/@liver", title="Liver path")
-    session.add(channel)
-    session.commit()
-    v1 = Video(
+    channel = make_channel(session, "Liver path")
+    v1 = make_video(
+        session,
+        "One",
         source_kind="youtube",
         source_url="https://youtu.be/1",
-        title="One",
         channel_id=channel.id,
-        status="done",
     )
-    session.add(v1)
-    session.commit()
     v2 = make_video(session, "Loose lecture")
     for status in ("approved", "approved", "rejected", "pending"):
         make_pair(session, v1, status=status)

@@ -20,26 +20,6 @@ ALL_KINDS = {"histology", "title_slide", "photo", "fundus", "text_slide"}
 ROI_CUES = ("here", "in this area", "at higher power", "at high power")
 
 
-def probe(path: Path) -> dict:
-    result = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration:stream=codec_type,codec_name,pix_fmt,width,height",
-            "-of",
-            "json",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        return {}
-    return json.loads(result.stdout)
-
-
 def stream_types(info: dict) -> list[str]:
     return sorted(s["codec_type"] for s in info.get("streams", []))
 
@@ -53,7 +33,7 @@ def test_demo_video_is_small_h264_aac_with_faststart(truth: dict) -> None:
     video = DEMO_DIR / truth["video"]
     assert video.is_file()
     assert video.stat().st_size <= 5 * 1024 * 1024
-    info = probe(video)
+    info = media.probe(video)
     codecs = {s["codec_type"]: s for s in info["streams"]}
     assert set(codecs) == {"video", "audio"}
     assert codecs["video"]["codec_name"] == "h264"
@@ -134,7 +114,7 @@ def test_media_generator_makes_its_file(name: str, tmp_path: Path) -> None:
     path = GENERATORS[name](tmp_path)
     assert path.is_file()
     assert path.parent == tmp_path
-    info = probe(path)
+    info = media.probe(path)
     expected = EXPECTED_STREAMS[name]
     if expected is None:
         assert not info.get("streams")
@@ -153,7 +133,7 @@ def test_hostile_name_is_hostile_but_a_single_path_component(tmp_path: Path) -> 
 
 def test_narrated_video_respects_seconds(tmp_path: Path) -> None:
     path = media.narrated_video(tmp_path, "Goblet cells line the colonic crypts.", seconds=6)
-    info = probe(path)
+    info = media.probe(path)
     assert stream_types(info) == ["audio", "video"]
     assert float(info["format"]["duration"]) == pytest.approx(6, abs=0.3)
 

@@ -13,6 +13,10 @@ from tests.support import media
 from workers.stages import fetch
 from workers.types import StageError
 
+# The file server listens on 127.0.0.1, which the fetch refuses unless it is allowed
+# (tests/test_ssrf.py tests the refusals).
+LOOPBACK = fetch.FetchOptions(allow_networks=("127.0.0.1",))
+
 
 def test_probe_demo_lecture() -> None:
     info = fetch.probe(DEMO_VIDEO)
@@ -57,7 +61,7 @@ def test_download_over_http_with_ytdlp(tmp_path: Path, file_server) -> None:
     served.mkdir()
     shutil.copy(DEMO_VIDEO, served / "lecture.mp4")
     base = file_server(served)
-    path, _title = fetch.download(f"{base}/lecture.mp4", tmp_path / "dl")
+    path, _title = fetch.download(f"{base}/lecture.mp4", tmp_path / "dl", LOOPBACK)
     assert path.parent == tmp_path / "dl" and path.name.startswith("source.")
     assert fetch.sha256_file(path) == fetch.sha256_file(DEMO_VIDEO)
 
@@ -65,26 +69,15 @@ def test_download_over_http_with_ytdlp(tmp_path: Path, file_server) -> None:
 def test_download_missing_url_is_a_clear_error(tmp_path: Path, file_server) -> None:
     base = file_server(tmp_path)
     with pytest.raises(StageError, match="download failed"):
-        fetch.download(f"{base}/nope.mp4", tmp_path / "dl")
+        fetch.download(f"{base}/nope.mp4", tmp_path / "dl", LOOPBACK)
 
 
 def test_expand_feed_into_entries(tmp_path: Path, file_server) -> None:
     """A playlist-like source (an RSS feed of lectures) expands to one entry per video."""
     served = tmp_path / "site"
-    served.mkdir()
-    for name in ("one.mp4", "two.mp4"):
-        shutil.copy(DEMO_VIDEO, served / name)
     base = file_server(served)
-    items = "".join(
-        f"<item><title>Lecture {n}</title><link>{base}/{n}.mp4</link>"
-        f'<enclosure url="{base}/{n}.mp4" type="video/mp4" length="1"/><guid>{n}</guid></item>'
-        for n in ("one", "two")
-    )
-    (served / "feed.xml").write_text(
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>Pathology lectures</title>'
-        f"<link>{base}/</link><description>d</description>{items}</channel></rss>"
-    )
-    title, entries = fetch.expand(f"{base}/feed.xml")
+    feed = media.lecture_feed(served, base, ["one", "two"], title="Pathology lectures")
+    title, entries = fetch.expand(feed, LOOPBACK)
     assert title == "Pathology lectures"
     assert [e.url for e in entries] == [f"{base}/one.mp4", f"{base}/two.mp4"]
     assert [e.title for e in entries] == ["Lecture one", "Lecture two"]

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.test_text import KB_PATH, transcript_of
+from tests.support.text import KB_PATH, transcript_of
 from workers.stages.text import TextOptions, process
 from workers.text.extract import PROMPTS, few_shot_messages, parse_answer
 from workers.text.llm import LlmConfig, LlmError, chat

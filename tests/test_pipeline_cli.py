@@ -10,13 +10,21 @@ from pathlib import Path
 import pytest
 
 from app.pipeline import STAGE_NAMES
+from tests.conftest import DEMO_TRUTH, DEMO_VIDEO
 from tests.support import media
 from workers.oneshot import PAIR_KEYS, main
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEMO_VIDEO = REPO_ROOT / "demo" / "lecture.mp4"
-DEMO_TRUTH = REPO_ROOT / "demo" / "lecture.json"
 QUILT = Path(sys.executable).parent / "quilt"
+
+
+def _quilt_pipeline_run(video: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    """Through the real console script, as a user runs it."""
+    return subprocess.run(
+        [str(QUILT), "pipeline", "run", str(video), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
@@ -87,13 +95,7 @@ def test_missing_file_exits_nonzero(tmp_path: Path, capsys: pytest.CaptureFixtur
     ],
 )
 def test_unreadable_media_exits_2_in_one_line(tmp_path: Path, make, message: str) -> None:
-    """Through the real console script, as a user runs it."""
-    proc = subprocess.run(
-        [str(QUILT), "pipeline", "run", str(make(tmp_path)), "--out", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = _quilt_pipeline_run(make(tmp_path), tmp_path / "out")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert proc.stderr.startswith(message) and "Traceback" not in proc.stderr
@@ -110,12 +112,7 @@ def test_unreadable_media_exits_2_in_one_line(tmp_path: Path, make, message: str
 )
 def test_out_of_scope_video_is_processed_with_zero_pairs(tmp_path: Path, make, reason: str) -> None:
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [str(QUILT), "pipeline", "run", str(make(tmp_path)), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = _quilt_pipeline_run(make(tmp_path), out)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("skipped: ") and reason in proc.stdout
     assert (out / "pairs.jsonl").read_text() == ""
@@ -126,11 +123,6 @@ def test_out_of_scope_video_is_processed_with_zero_pairs(tmp_path: Path, make, r
 def test_hostile_file_name_is_processed(tmp_path: Path) -> None:
     video = media.hostile_name_video(tmp_path)
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [str(QUILT), "pipeline", "run", str(video), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = _quilt_pipeline_run(video, out)
     assert proc.returncode == 0, proc.stderr
     assert (out / "pairs.jsonl").exists()

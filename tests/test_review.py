@@ -1,4 +1,5 @@
-"""The review queue on both databases: claims, leases, decisions, edits, conflicts."""
+"""The review queue on both databases: claims, leases, decisions, edits, conflicts, queue
+filters, grid batches and tags."""
 
 from __future__ import annotations
 
@@ -22,9 +23,8 @@ from app.models import (
     utcnow,
 )
 from app.services import review
-from tests.support.seed import make_pair, make_user, make_video
-
-LEASE = 600
+from tests.support.review import LEASE_S, claim
+from tests.support.seed import make_channel, make_pair, make_user, make_video
 
 
 @pytest.fixture
@@ -43,23 +43,23 @@ def queue(session):
 
 def test_claim_order_is_priority_then_id_and_reload_keeps_the_pair(session, queue):
     pairs, alice, _ = queue
-    first = review.claim_next(session=session, reviewer=alice, lease_s=LEASE)
+    first = review.claim_next(session=session, reviewer=alice, lease_s=LEASE_S)
     assert first.id == pairs[1].id
-    again = review.claim_next(session=session, reviewer=alice, lease_s=LEASE)
+    again = review.claim_next(session=session, reviewer=alice, lease_s=LEASE_S)
     assert again.id == first.id
     assert session.scalar(select(func.count()).select_from(Assignment)) == 1
 
 
 def test_two_reviewers_never_get_the_same_pair(session, queue):
     pairs, alice, bob = queue
-    a = review.claim_next(session=session, reviewer=alice, lease_s=LEASE)
-    b = review.claim_next(session=session, reviewer=bob, lease_s=LEASE)
+    a = review.claim_next(session=session, reviewer=alice, lease_s=LEASE_S)
+    b = review.claim_next(session=session, reviewer=bob, lease_s=LEASE_S)
     assert {a.id, b.id} == {pairs[1].id, pairs[2].id}
     carol = make_user(session, "carol")
-    c = review.claim_next(session=session, reviewer=carol, lease_s=LEASE)
+    c = review.claim_next(session=session, reviewer=carol, lease_s=LEASE_S)
     assert c.id == pairs[0].id
     dave = make_user(session, "dave")
-    assert review.claim_next(session=session, reviewer=dave, lease_s=LEASE) is None
+    assert review.claim_next(session=session, reviewer=dave, lease_s=LEASE_S) is None
 
 
 def test_expired_lease_goes_back_to_the_queue(session, queue):
@@ -89,7 +89,7 @@ def test_concurrent_claims_hand_out_distinct_pairs(session, settings):
             with maker() as own:
                 reviewer = own.get(User, user_id)
                 barrier.wait()
-                pair = review.claim_next(session=own, reviewer=reviewer, lease_s=LEASE)
+                pair = review.claim_next(session=own, reviewer=reviewer, lease_s=LEASE_S)
                 got[reviewer.username] = pair.id if pair else None
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
@@ -107,7 +107,7 @@ def test_concurrent_claims_hand_out_distinct_pairs(session, settings):
 
 def test_approve_appends_review_bumps_version_and_frees_the_lease(session, queue):
     pairs, alice, _ = queue
-    pair = review.claim_next(session=session, reviewer=alice, lease_s=LEASE)
+    pair = review.claim_next(session=session, reviewer=alice, lease_s=LEASE_S)
     decided = review.decide(
         session=session, pair_id=pair.id, reviewer=alice, decision="approve", expected_version=1
     )
@@ -119,40 +119,33 @@ def test_approve_appends_review_bumps_version_and_frees_the_lease(session, queue
     lease = session.scalar(select(Assignment).where(Assignment.pair_id == pair.id))
     assert lease.completed_at is not None
     assert session.scalar(select(AuditEvent.action)) == "pair.approve"
-    nxt = review.claim_next(session=session, reviewer=alice, lease_s=LEASE)
+    nxt = review.claim_next(session=session, reviewer=alice, lease_s=LEASE_S)
     assert nxt.id == pairs[2].id
 
 
-def test_reject_needs_a_reason_and_other_needs_a_comment(session, queue):
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"decision": "reject"}, "reason"),
+        ({"decision": "reject", "reason": RejectReason.other, "comment": "  "}, "comment"),
+        ({"decision": "maybe"}, None),
+        ({"decision": "reject", "reason": "ugly"}, "unknown"),
+    ],
+    ids=["reject-without-reason", "other-without-comment", "unknown-decision", "unknown-reason"],
+)
+def test_invalid_decisions_are_refused_and_not_recorded(session, queue, fields, match):
+    pairs, alice, _ = queue
+    with pytest.raises(review.ReviewError, match=match):
+        review.decide(
+            session=session, pair_id=pairs[0].id, reviewer=alice, expected_version=1, **fields
+        )
+    assert session.scalar(select(func.count()).select_from(Review)) == 0
+    assert session.scalar(select(Pair.status).where(Pair.id == pairs[0].id)) == "pending"
+
+
+def test_reject_for_other_reasons_keeps_the_comment(session, queue):
     pairs, alice, _ = queue
     pid = pairs[0].id
-    with pytest.raises(review.ReviewError, match="reason"):
-        review.decide(
-            session=session, pair_id=pid, reviewer=alice, decision="reject", expected_version=1
-        )
-    with pytest.raises(review.ReviewError, match="comment"):
-        review.decide(
-            session=session,
-            pair_id=pid,
-            reviewer=alice,
-            decision="reject",
-            reason=RejectReason.other,
-            comment="  ",
-            expected_version=1,
-        )
-    with pytest.raises(review.ReviewError):
-        review.decide(
-            session=session, pair_id=pid, reviewer=alice, decision="maybe", expected_version=1
-        )
-    with pytest.raises(review.ReviewError, match="unknown"):
-        review.decide(
-            session=session,
-            pair_id=pid,
-            reviewer=alice,
-            decision="reject",
-            reason="ugly",
-            expected_version=1,
-        )
     rejected = review.decide(
         session=session,
         pair_id=pid,
@@ -261,15 +254,15 @@ def test_history_lists_edits_and_decisions_in_order(session, queue):
 
 def test_skip_passes_the_pair_to_someone_else(session, queue):
     pairs, alice, bob = queue
-    first = review.claim_next(session=session, reviewer=alice, lease_s=LEASE)
+    first = review.claim_next(session=session, reviewer=alice, lease_s=LEASE_S)
     review.skip(session=session, pair_id=first.id, reviewer=alice)
-    assert review.claim_next(session=session, reviewer=alice, lease_s=LEASE).id == pairs[2].id
-    assert review.claim_next(session=session, reviewer=bob, lease_s=LEASE).id == first.id
+    assert review.claim_next(session=session, reviewer=alice, lease_s=LEASE_S).id == pairs[2].id
+    assert review.claim_next(session=session, reviewer=bob, lease_s=LEASE_S).id == first.id
 
 
 def test_queue_counts(session, queue):
     pairs, alice, _ = queue
-    review.claim_next(session=session, reviewer=alice, lease_s=LEASE)
+    review.claim_next(session=session, reviewer=alice, lease_s=LEASE_S)
     review.decide(
         session=session,
         pair_id=pairs[0].id,
@@ -282,3 +275,83 @@ def test_queue_counts(session, queue):
     assert (counts.pending, counts.approved, counts.rejected, counts.leased) == (2, 0, 1, 1)
     assert counts.total == 3
     assert session.scalar(select(User.role).where(User.username == "alice")) == Role.reviewer
+
+
+def test_filters_by_channel_video_source_magnification(session, settings):
+    channel = make_channel(session, "Liver path")
+    yt = make_video(
+        session, None, source_kind="youtube", source_url="https://youtu.be/x", channel_id=channel.id
+    )
+    local = make_video(session)
+    p_local = make_pair(session, local, priority=0.1, magnification=2)
+    p_yt = make_pair(session, yt, priority=0.5, magnification=1)
+    p_yt2 = make_pair(session, yt, priority=0.6, magnification=2)
+    alice = make_user(session, "alice")
+    f = review.QueueFilters
+    assert claim(session, alice, filters=f(channel_id=channel.id)).id == p_yt.id
+    # New filters: the held pair outside them goes back to the queue, and the next fits.
+    assert claim(session, alice, filters=f(magnification=2)).id == p_local.id
+    assert claim(session, alice, filters=f(source_kind="youtube", magnification=2)).id == p_yt2.id
+    assert claim(session, alice, filters=f(video_id=local.id)).id == p_local.id
+    bob = make_user(session, "bob")
+    assert claim(session, bob, filters=f(channel_id=channel.id)).id == p_yt.id
+    with pytest.raises(review.ReviewError):
+        claim(session, bob, filters=f(status="approved"))
+    total, listed = review.list_pairs(session=session, filters=f(source_kind="youtube"))
+    assert total == 2 and [p.id for p in listed] == [p_yt.id, p_yt2.id]
+    options = review.filter_options(session=session)
+    assert options.channels == [(channel.id, "Liver path")]
+    assert options.sources == ["file", "youtube"] and options.magnifications == [1, 2]
+
+
+def test_batch_decision_reports_conflicts_per_item(session, team):
+    pairs, (alice, bob, _), _ = team
+    page = review.claim_batch(
+        session=session, reviewer=alice, limit=3, lease_s=LEASE_S, gold_every=0
+    )
+    assert [p.id for p in page] == [p.id for p in pairs]
+    assert (
+        review.claim_batch(session=session, reviewer=bob, limit=3, lease_s=LEASE_S, gold_every=0)
+        == []
+    )
+    review.edit(
+        session=session, pair_id=pairs[1].id, user=bob, fields={"caption": "x"}, expected_version=1
+    )
+    outcomes = review.decide_many(
+        session=session,
+        reviewer=alice,
+        items=[(pairs[0].id, 1), (pairs[1].id, 1), (pairs[2].id, 1), (999_999, 1)],
+        decision="reject",
+        reason="poor_quality",
+    )
+    assert [(o.ok, o.conflict) for o in outcomes] == [
+        (True, False),
+        (False, True),
+        (True, False),
+        (False, False),
+    ]
+    assert outcomes[1].version == 2
+    assert session.scalar(select(func.count()).select_from(Review)) == 2
+
+
+def test_tags_are_edited_with_history(session, team):
+    pairs, (alice, _, _), _ = team
+    p = pairs[0]
+    edited = review.edit(
+        session=session,
+        pair_id=p.id,
+        user=alice,
+        fields={"magnification": 1, "subpathology": "hepatobiliary", "not_histology": True},
+        expected_version=1,
+    )
+    assert (edited.magnification, edited.subpathology, edited.not_histology) == (
+        1,
+        "hepatobiliary",
+        True,
+    )
+    history = review.pair_history(session=session, pair_id=p.id)
+    assert history[0].before == {"magnification": 20, "subpathology": None, "not_histology": False}
+    for bad in ({"subpathology": "liverish"}, {"magnification": "20x"}, {"not_histology": "yes"}):
+        with pytest.raises(review.ReviewError):
+            review.edit(session=session, pair_id=p.id, user=alice, fields=bad, expected_version=2)
+    assert session.get(User, alice.id).username == "alice"

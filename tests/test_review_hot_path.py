@@ -1,6 +1,7 @@
 """The queue's hot path (claim, then decide) on both databases: what each statement
-writes, and how many statements it takes on Postgres (issue 5, item 10: every round trip
-counts at 50 reviewers)."""
+writes, and how many statements it takes on Postgres (with 50 reviewers at once, every
+round trip to the database counts). Also the Postgres pool: no ping per checkout, its size
+from the settings."""
 
 from __future__ import annotations
 
@@ -12,13 +13,23 @@ from sqlalchemy import event, func, select
 from app import db as app_db
 from app.models import Assignment, AuditEvent, Pair, PairStatus, Review, utcnow
 from app.services import review
+from tests.support.review import LEASE_S, vote
 from tests.support.seed import make_pair, make_user, make_video
 
-LEASE = 600
 
+@contextlib.contextmanager
+def _statements(engine):
+    """The SQL statements ``engine`` sends while the block runs."""
+    seen: list[str] = []
 
-def _statements(session):
-    return _statements_of(session.get_bind())
+    def count(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
 
 
 def test_own_expired_lease_is_renewed_not_doubled(session):
@@ -41,7 +52,7 @@ def test_decide_returns_the_pair_as_committed(session):
     video = make_video(session)
     pair = make_pair(session, video, priority=0.1)
     alice = make_user(session, "alice")
-    claimed = review.claim_next(session=session, reviewer=alice, lease_s=LEASE, gold_every=0)
+    claimed = review.claim_next(session=session, reviewer=alice, lease_s=LEASE_S, gold_every=0)
     decided = review.decide(
         session=session,
         pair_id=claimed.id,
@@ -69,18 +80,11 @@ def test_decide_without_a_lease_still_passes_the_pair_for_good(session):
     pair = make_pair(session, video, priority=0.1)
     make_pair(session, video, priority=0.2)
     alice = make_user(session, "alice")
-    review.decide(
-        session=session,
-        pair_id=pair.id,
-        reviewer=alice,
-        decision="approve",
-        expected_version=1,
-        reviews_per_pair=2,
-    )
+    vote(session, alice, pair, "approve", k=2, version=1)
     lease = session.scalars(select(Assignment)).one()
     assert lease.completed_at is not None
     nxt = review.claim_next(
-        session=session, reviewer=alice, lease_s=LEASE, reviews_per_pair=2, gold_every=0
+        session=session, reviewer=alice, lease_s=LEASE_S, reviews_per_pair=2, gold_every=0
     )
     assert nxt.id != pair.id
 
@@ -90,9 +94,9 @@ def test_hot_path_statement_counts_on_postgres(session, database_url):
     for i in range(5):
         make_pair(session, video, priority=i / 10)
     alice = make_user(session, "alice")
-    with _statements(session) as claim_sql:
-        pair = review.claim_next(session=session, reviewer=alice, lease_s=LEASE, gold_every=0)
-    with _statements(session) as decide_sql:
+    with _statements(session.get_bind()) as claim_sql:
+        pair = review.claim_next(session=session, reviewer=alice, lease_s=LEASE_S, gold_every=0)
+    with _statements(session.get_bind()) as decide_sql:
         review.decide(
             session=session,
             pair_id=pair.id,
@@ -121,25 +125,11 @@ def test_postgres_pool_replaces_a_closed_connection_without_a_ping(postgres_url)
             conn.commit()
             dbapi_conn = conn.connection.dbapi_connection
         dbapi_conn.close()  # dies while pooled
-        with _statements_of(engine) as seen, engine.connect() as conn:
+        with _statements(engine) as seen, engine.connect() as conn:
             assert conn.execute(text("select 2")).scalar_one() == 2
         assert [s for s in seen if s.strip().lower().startswith("select")] == ["select 2"]
     finally:
         engine.dispose()
-
-
-@contextlib.contextmanager
-def _statements_of(engine):
-    seen: list[str] = []
-
-    def count(conn, cursor, statement, *args) -> None:  # noqa: ANN001
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def test_postgres_pool_size_comes_from_the_settings(postgres_url, monkeypatch):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -10,30 +9,25 @@ from sqlalchemy import func, select
 
 from app.models import Channel, Pair, StageRun, Video
 from app.services.ingest import queue_file, queue_url
-from tests.conftest import DEMO_VIDEO
+from app.settings import get_settings
 from tests.support import media
 from workers import tasks
 from workers.stage_runner import run_all_inline
 
 
+@pytest.fixture
+def loopback_allowed(settings, monkeypatch):
+    """The file server's 127.0.0.1 on the fetch allow-list (refused otherwise)."""
+    monkeypatch.setenv("QUILT_FETCH_ALLOW_NETWORKS", '["127.0.0.1"]')
+    get_settings.cache_clear()
+    return get_settings()
+
+
+@pytest.mark.usefixtures("loopback_allowed")
 def test_expand_source_lists_feed_into_video_rows(settings, session, tmp_path: Path, file_server):
     served = tmp_path / "site"
-    served.mkdir()
-    for name in ("one", "two"):
-        shutil.copy(DEMO_VIDEO, served / f"{name}.mp4")
-    base = file_server(served)
-    items = "".join(
-        f"<item><title>Lecture {n}</title><link>{base}/{n}.mp4</link>"
-        f'<enclosure url="{base}/{n}.mp4" type="video/mp4" length="1"/><guid>{n}</guid></item>'
-        for n in ("one", "two")
-    )
-    (served / "feed.xml").write_text(
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>Lectures</title>'
-        f"<link>{base}/</link><description>d</description>{items}</channel></rss>"
-    )
-    channel = queue_url(
-        session=session, url=f"{base}/feed.xml", user=None, kind="channel", enqueue=False
-    )
+    feed = media.lecture_feed(served, file_server(served), ["one", "two"], title="Lectures")
+    channel = queue_url(session=session, url=feed, user=None, kind="channel", enqueue=False)
     assert tasks.expand_source(channel.id) == 2
     assert tasks.expand_source(channel.id) == 0  # listing again adds nothing twice
     session.expire_all()
@@ -42,6 +36,7 @@ def test_expand_source_lists_feed_into_video_rows(settings, session, tmp_path: P
     assert session.get(Channel, channel.id).status == "done"
 
 
+@pytest.mark.usefixtures("loopback_allowed")
 def test_expand_source_failure_is_recorded(settings, session, file_server, tmp_path: Path):
     base = file_server(tmp_path)
     channel = queue_url(

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import media
+from tests.support.text import KB_PATH, transcript_of
 from workers.knowledge import build_kb
 from workers.knowledge.lexicon import is_english_word
 from workers.knowledge.linker import KnowledgeBaseLinker, build_linker_paths, get_linker
@@ -22,7 +23,6 @@ from workers.text.keywords import rake_phrases, rake_scores
 from workers.text.plurals import pluralize
 from workers.types import Segment, Transcript, Word
 
-KB_PATH = build_kb.KB_PATH
 KB = [json.loads(line) for line in KB_PATH.read_text(encoding="utf-8").splitlines()]
 ID_OF = {e["canonical_name"]: e["concept_id"] for e in KB}
 
@@ -70,23 +70,6 @@ CONTROL = [
     "Thank you all for coming, and see you next week.",
     "I think the movie was too long but the music was beautiful.",
 ]
-
-
-def transcript_of(sentences: list[str]) -> Transcript:
-    segments, t = [], 0.0
-    for i, sentence in enumerate(sentences):
-        words = []
-        for token in sentence.split():
-            words.append(Word(" " + token, round(t, 3), round(t + 0.3, 3), 0.9))
-            t += 0.35
-        segments.append(Segment(i, words[0].start, words[-1].end, sentence, words))
-        t += 1.5
-    return Transcript("en", 1.0, round(t, 3), segments)
-
-
-@pytest.fixture(scope="module")
-def options(tmp_path_factory: pytest.TempPathFactory) -> TextOptions:
-    return TextOptions(kb_path=str(KB_PATH), kb_cache_dir=str(tmp_path_factory.mktemp("kb")))
 
 
 # --- knowledge base ---------------------------------------------------------------------
@@ -166,9 +149,9 @@ def test_linker_files_are_cached_by_kb_content(tmp_path: Path) -> None:
     assert [c.concept_id for c in linker.link(["test body"])] == ["QC:999999"]
 
 
-def test_linker_links_garbled_and_exact_mentions(options: TextOptions) -> None:
-    linker = get_linker(options.kb_path, options.kb_cache_dir)
-    assert get_linker(options.kb_path, options.kb_cache_dir) is linker
+def test_linker_links_garbled_and_exact_mentions(text_options: TextOptions) -> None:
+    linker = get_linker(text_options.kb_path, text_options.kb_cache_dir)
+    assert get_linker(text_options.kb_path, text_options.kb_cache_dir) is linker
     concepts = linker.link(["Hematocytes", "goblet cells", "liver", "the weather"])
     by_mention = {c.mention: c for c in concepts}
     assert by_mention["Hematocytes"].concept_id == ID_OF["hepatocyte"]
@@ -191,8 +174,8 @@ def test_english_lexicon() -> None:
 
 
 @pytest.mark.parametrize(("noisy", "fixed", "term"), GARBLES)
-def test_known_asr_garbles_are_corrected(options, noisy: str, fixed: str, term: str) -> None:
-    result = process(transcript_of([noisy]), options)
+def test_known_asr_garbles_are_corrected(text_options, noisy: str, fixed: str, term: str) -> None:
+    result = process(transcript_of([noisy]), text_options)
     [sentence] = result.sentences
     assert sentence.noisy_text == noisy
     assert sentence.corrected_text == fixed
@@ -203,8 +186,8 @@ def test_known_asr_garbles_are_corrected(options, noisy: str, fixed: str, term: 
     assert sentence.is_medical
 
 
-def test_ordinary_english_is_left_alone(options: TextOptions) -> None:
-    result = process(transcript_of(CONTROL), options)
+def test_ordinary_english_is_left_alone(text_options: TextOptions) -> None:
+    result = process(transcript_of(CONTROL), text_options)
     assert len(result.sentences) == len(CONTROL)
     for sentence, original in zip(result.sentences, CONTROL, strict=True):
         assert sentence.corrected_text == original
@@ -215,12 +198,12 @@ def test_ordinary_english_is_left_alone(options: TextOptions) -> None:
     assert result.stats["medical_sentences"] == 0
 
 
-def test_correct_medical_text_is_left_alone(options: TextOptions) -> None:
+def test_correct_medical_text_is_left_alone(text_options: TextOptions) -> None:
     text = (
         "The lamina propria contains plasma cells, lymphocytes and eosinophils, and the "
         "crypts are lined by goblet cells."
     )
-    [sentence] = process(transcript_of([text]), options).sentences
+    [sentence] = process(transcript_of([text]), text_options).sentences
     assert sentence.corrected_text == text
     assert sentence.corrections == []
     ids = {c.concept_id for c in sentence.concepts}
@@ -237,37 +220,37 @@ def _heard(text: str, probabilities: dict[str, float]) -> Transcript:
 
 
 def test_doubted_kb_words_become_the_kb_term_that_keeps_one_of_them(
-    options: TextOptions,
+    text_options: TextOptions,
 ) -> None:
     text = "In this area the dysplastic stroma holds a few lymphocytes."
     # tiny.en on the demo: "dysplastic" 0.55, "stroma" 0.04 for "desmoplastic stroma".
-    [doubted] = process(_heard(text, {"dysplastic": 0.55, "stroma": 0.04}), options).sentences
+    [doubted] = process(_heard(text, {"dysplastic": 0.55, "stroma": 0.04}), text_options).sentences
     assert doubted.corrected_text == text.replace("dysplastic", "desmoplastic")
     assert [c.concept_id for c in doubted.corrections] == [ID_OF["desmoplasia"]]
     # Heard with confidence, KB words are meant as said.
-    [sure] = process(_heard(text, {}), options).sentences
+    [sure] = process(_heard(text, {}), text_options).sentences
     assert sure.corrected_text == text and sure.corrections == []
 
 
-def test_a_kept_word_in_front_lends_its_sounds_but_is_no_match(options: TextOptions) -> None:
+def test_a_kept_word_in_front_lends_its_sounds_but_is_no_match(text_options: TextOptions) -> None:
     # tiny.en on lecture4: "In the intramary" ("In the antrum there"): with "the" counted
     # as matched on both sides it scored 0.785 as "the Antoni B area".
     text = "In the intramary intestinal metaplasia next to a lymphoid follicle."
-    [kept] = process(_heard(text, {"intramary": 0.45}), options).sentences
+    [kept] = process(_heard(text, {"intramary": 0.45}), text_options).sentences
     assert kept.corrected_text == text and kept.corrections == []
     # The kept word still lends its last sound: the "ch" of "each" is the g of glomerulus.
     text = "The kidney shows each lamina-yolus with a thick basement membrane."
-    [lent] = process(_heard(text, {"lamina-yolus": 0.3}), options).sentences
+    [lent] = process(_heard(text, {"lamina-yolus": 0.3}), text_options).sentences
     assert lent.corrected_text == text.replace("lamina-yolus", "glomerulus")
     assert similarity_over("the abc", "the abd", 3) == pytest.approx(2 / 3)
     assert similarity_over("abc", "xyz", 2) == 0.0
 
 
-def test_an_open_compound_of_a_term_is_the_term_said_as_it_is(options: TextOptions) -> None:
+def test_an_open_compound_of_a_term_is_the_term_said_as_it_is(text_options: TextOptions) -> None:
     # Whisper writes prefixed words open ("pseudo -palisading"); the window with the word
     # before it ("shows pseudo-palisading necrosis") was replaced by the closed term.
     text = "The glioblastoma shows pseudo -palisading necrosis."
-    [sentence] = process(_heard(text, {}), options).sentences
+    [sentence] = process(_heard(text, {}), text_options).sentences
     assert sentence.corrected_text == "The glioblastoma shows pseudo-palisading necrosis."
     assert sentence.corrections == []
     assert ID_OF["pseudopalisading necrosis"] in {c.concept_id for c in sentence.concepts}
@@ -302,9 +285,9 @@ def test_kb_lists_open_compounds_of_prefixed_words() -> None:
     ],
 )
 def test_kb_covers_gynaecological_bone_and_soft_tissue_terms(
-    options: TextOptions, noisy: str, fixed: str | None
+    text_options: TextOptions, noisy: str, fixed: str | None
 ) -> None:
-    [sentence] = process(_heard(noisy, {"some": 0.19}), options).sentences
+    [sentence] = process(_heard(noisy, {"some": 0.19}), text_options).sentences
     assert sentence.corrected_text == (fixed or noisy)
 
 
@@ -329,7 +312,7 @@ def test_phonetic_key_sounds() -> None:
 # --- sentences, keywords, ROI -----------------------------------------------------------
 
 
-def test_sentences_have_word_time_spans_and_split_on_pauses(options: TextOptions) -> None:
+def test_sentences_have_word_time_spans_and_split_on_pauses(text_options: TextOptions) -> None:
     words = [
         Word(" The", 0.0, 0.2, 0.9),
         Word(" nuclei", 0.3, 0.7, 0.9),
@@ -344,7 +327,7 @@ def test_sentences_have_word_time_spans_and_split_on_pauses(options: TextOptions
         Word(" necrosis.", 5.9, 6.5, 0.9),
     ]
     transcript = Transcript("en", 1.0, 7.0, [Segment(0, 0.0, 6.5, "", words)])
-    result = process(transcript, options)
+    result = process(transcript, text_options)
     spans = [(s.start_s, s.end_s, s.corrected_text) for s in result.sentences]
     assert spans == [
         (0.0, 1.8, "The nuclei are hyperchromatic"),
@@ -356,7 +339,7 @@ def test_sentences_have_word_time_spans_and_split_on_pauses(options: TextOptions
     assert result.stats["sentences"] == 3 and result.stats["roi_sentences"] == 1
 
 
-def test_roi_cues(options: TextOptions) -> None:
+def test_roi_cues(text_options: TextOptions) -> None:
     texts = [
         "In this area the glands are crowded.",
         "The arrow points to a mitotic figure.",
@@ -364,7 +347,7 @@ def test_roi_cues(options: TextOptions) -> None:
         "You can see a granuloma.",
         "Adenocarcinoma is a malignant tumor.",
     ]
-    result = process(transcript_of(texts), options)
+    result = process(transcript_of(texts), text_options)
     assert [s.is_roi for s in result.sentences] == [True, True, True, True, False]
     assert all(s.is_medical for s in result.sentences)
 
@@ -382,10 +365,10 @@ def test_rake_keywords() -> None:
     assert scores["colon"] == pytest.approx(1.0)
 
 
-def test_keywords_are_per_sentence_and_ranked(options: TextOptions) -> None:
+def test_keywords_are_per_sentence_and_ranked(text_options: TextOptions) -> None:
     [sentence] = process(
         transcript_of(["The invasive adenocarcinoma shows desmoplastic stroma and necrosis."]),
-        options,
+        text_options,
     ).sentences
     # RAKE favours long phrases; the two single words tie at 1.0 and sort by name.
     assert sentence.keywords == [
@@ -409,7 +392,7 @@ def test_options_from_settings() -> None:
 
 
 @pytest.mark.slow
-def test_real_asr_output_is_cleaned(tmp_path: Path, options: TextOptions) -> None:
+def test_real_asr_output_is_cleaned(tmp_path: Path, text_options: TextOptions) -> None:
     from workers.stages.asr import AsrOptions, transcribe
 
     lecture = (
@@ -420,7 +403,7 @@ def test_real_asr_output_is_cleaned(tmp_path: Path, options: TextOptions) -> Non
     path = media.narrated_video(tmp_path, lecture, name="lecture.mp4")
     # Without the domain prompt tiny.en garbles the terms, which is what this stage is for.
     transcript = transcribe(path, AsrOptions(initial_prompt=""))
-    result = process(transcript, options)
+    result = process(transcript, text_options)
     corrected = " ".join(s.corrected_text for s in result.sentences).lower()
     # tiny.en writes e.g. "hematoxillin", "hematocytes", "stethosis", "milduct" here; all
     # ordinary-English garbles ("the lamb in a property" for "the lamina propria") stay.
@@ -443,12 +426,14 @@ def test_noun_phrases_without_a_parser() -> None:
     assert noun_phrases(tokens, stop) == ["atypical glands", "colon", "prominent nucleoli"]
 
 
-def test_concepts_come_from_every_noun_phrase_not_only_top_keywords(options: TextOptions) -> None:
+def test_concepts_come_from_every_noun_phrase_not_only_top_keywords(
+    text_options: TextOptions,
+) -> None:
     """Linking takes the sentence's KB aliases and noun phrases, so a concept in a phrase
     that RAKE ranks low is still found."""
     import dataclasses
 
-    narrow = dataclasses.replace(options, max_keywords=1)
+    narrow = dataclasses.replace(text_options, max_keywords=1)
     sentence = (
         "Big bright purple round shapes fill the whole upper left corner, beside a small bile duct."
     )

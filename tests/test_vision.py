@@ -1,6 +1,8 @@
-"""Precision and recall of the histology detector and of each impurity flag on the
-labelled frame set (tests/frameset: real images under crops, zooms, rotations, JPEG, stain
-jitter, narrator insets, overlays, desktops). Run with ``-s`` to see the table."""
+"""The vision parts of the frames stage (workers/vision) on the labelled frame set
+(tests/support/frameset: real images under crops, zooms, rotations, JPEG, stain jitter,
+narrator insets, overlays, desktops): precision and recall of the histology detector and of
+each impurity flag (run with ``-s`` to see the table), the tissue crop around a narrator,
+blur, and magnification bins under zoom."""
 
 from __future__ import annotations
 

@@ -4,26 +4,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from fastapi.testclient import TestClient
-
 from app.models import Role
-from app.web.main import create_app
-from tests.support.seed import api_login, make_pair, make_user, make_video, write_frame_jpeg
-
-
-@pytest.fixture
-def client(settings):
-    with TestClient(create_app(), follow_redirects=False) as c:
-        yield c
-
-
-@pytest.fixture
-def reviewer(client, session):
-    make_user(session, "rita")
-    token = api_login(client, "rita")
-    client.headers["X-CSRF-Token"] = token
-    return client
+from tests.support.seed import make_pair, make_user, make_video, write_frame_jpeg
+from tests.support.web import api_login
 
 
 def test_login_session_logout(client, session):
@@ -50,6 +33,7 @@ def test_login_session_logout(client, session):
 
 
 def test_claim_decide_edit_history(reviewer, session, settings):
+    reviewer.headers["X-CSRF-Token"] = reviewer.token  # the header an API client sends
     video = make_video(session)
     write_frame_jpeg(settings.media_root)
     first = make_pair(session, video, priority=0.1)
@@ -177,9 +161,11 @@ def test_openapi_documents_the_api_only(client, session):
     assert "409" in schema["paths"]["/api/pairs/{pair_id}/decision"]["post"]["responses"]
 
 
-def test_review_depth_api(client, session, settings, monkeypatch):
-    """Filters, grid claim and batch decision, undo, own history, adjudication, gold,
-    dashboards: what the UI does, over JSON."""
+def test_two_reviewers_then_adjudication_gold_and_figures(client, session, settings, monkeypatch):
+    """What the review workspace does, over JSON, with two reviews per pair: filters, the
+    grid's claim and batch decision, undo and one's own history; a second reviewer's vote
+    makes a dispute, which the admin adjudicates; a gold answer, and the figures (agreement,
+    progress, reviewers, throughput)."""
     monkeypatch.setenv("QUILT_GOLD_EVERY", "0")
     monkeypatch.setenv("QUILT_REVIEWS_PER_PAIR", "2")
     from app.settings import get_settings  # noqa: PLC0415

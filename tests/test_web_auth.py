@@ -6,37 +6,54 @@ without anyone remembering to add it here.
 
 from __future__ import annotations
 
-import pytest
+import re
+
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
+from starlette.routing import Mount
 
 from app.models import Role, User
 from app.web.deps import get_admin_user
 from app.web.main import create_app
-from tests.support.seed import (
-    PASSWORD,
-    api_login,
-    concrete,
-    make_pair,
-    make_user,
-    make_video,
-    route_table,
-    write_frame_jpeg,
-)
+from tests.support.seed import PASSWORD, make_pair, make_user, make_video, write_frame_jpeg
+from tests.support.web import api_login
 
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("POST", "/api/login")}
 CSRF_EXEMPT = {("POST", "/api/login")}
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-@pytest.fixture
-def app(settings):
-    return create_app()
+def route_table(app: FastAPI) -> list[tuple[str, str, object]]:
+    """(method, path, route) for every HTTP route of the app, mounts (static) excluded."""
+    table = []
+    for route in iter_route_contexts(app.routes):
+        if isinstance(route.original_route, Mount) or not route.methods:
+            continue
+        for method in sorted(route.methods - {"HEAD"}):
+            table.append((method, route.path, route))
+    return table
 
 
-@pytest.fixture
-def client(app):
-    with TestClient(app, follow_redirects=False) as c:
-        yield c
+SAMPLE_PARAMS = {
+    "pair_id": "1",
+    "video_id": "1",
+    "release_id": "1",
+    "user_id": "1",
+    "step": "1",
+    "path": "frames/1/0001.jpg",
+}
+
+
+def concrete(path: str) -> str:
+    """A route path with its parameters filled in."""
+    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: SAMPLE_PARAMS[m.group(1)], path)
+
+
+def _login_page_token(client: TestClient, url: str = "/login") -> str:
+    """The CSRF token the login page puts in its form."""
+    page = client.get(url)
+    return page.text.split('name="csrf_token" value="')[1].split('"')[0]
 
 
 def _needs_admin(route) -> bool:
@@ -46,8 +63,8 @@ def _needs_admin(route) -> bool:
     return walk(route.dependant)
 
 
-def test_route_table_is_what_we_think(app):
-    table = route_table(app)
+def test_route_table_is_what_we_think(web_app):
+    table = route_table(web_app)
     paths = {path for _, path, _ in table}
     assert len(table) > 30
     assert {"/review", "/admin/videos", "/api/pairs/next", "/media/{path:path}"} <= paths
@@ -58,7 +75,7 @@ def test_route_table_is_what_we_think(app):
         "/api/videos",
         "/api/videos/{video_id}/requeue",
         "/api/releases",
-        # Review depth (issue 5): adjudication and gold answers are for admins.
+        # Adjudication and gold answers are for admins.
         "/api/adjudication",
         "/api/adjudication/next",
         "/api/adjudication/{pair_id}",
@@ -69,9 +86,9 @@ def test_route_table_is_what_we_think(app):
     }
 
 
-def test_anonymous_is_sent_to_login_everywhere(app, client):
+def test_anonymous_is_sent_to_login_everywhere(web_app, client):
     checked = 0
-    for method, path, _ in route_table(app):
+    for method, path, _ in route_table(web_app):
         if (method, path) in PUBLIC:
             continue
         response = client.request(method, concrete(path))
@@ -88,10 +105,10 @@ def test_anonymous_is_sent_to_login_everywhere(app, client):
     assert (response.status_code, response.headers["HX-Redirect"]) == (401, "/login")
 
 
-def test_reviewer_gets_403_on_every_admin_route(app, client, session):
+def test_reviewer_gets_403_on_every_admin_route(web_app, client, session):
     make_user(session, "rita")
     token = api_login(client, "rita")
-    admin_routes = [(m, p) for m, p, route in route_table(app) if _needs_admin(route)]
+    admin_routes = [(m, p) for m, p, route in route_table(web_app) if _needs_admin(route)]
     assert len(admin_routes) >= 15
     for method, path in admin_routes:
         response = client.request(method, concrete(path), headers={"X-CSRF-Token": token})
@@ -102,11 +119,11 @@ def test_reviewer_gets_403_on_every_admin_route(app, client, session):
     assert client.get("/api/stats").status_code == 200
 
 
-def test_every_state_changing_route_needs_the_csrf_token(app, client, session):
+def test_every_state_changing_route_needs_the_csrf_token(web_app, client, session):
     make_user(session, "ada", Role.admin)
     token = api_login(client, "ada")
     checked = 0
-    for method, path, _ in route_table(app):
+    for method, path, _ in route_table(web_app):
         if method not in STATE_CHANGING or (method, path) in CSRF_EXEMPT:
             continue
         for headers in ({}, {"X-CSRF-Token": "forged"}):
@@ -128,8 +145,7 @@ def test_login_form_needs_the_token_of_the_login_page(client, session):
     make_user(session, "ada", Role.admin)
     response = client.post("/login", data={"username": "ada", "password": PASSWORD})
     assert response.status_code == 403
-    page = client.get("/login")
-    token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    token = _login_page_token(client)
     response = client.post(
         "/login",
         data={
@@ -146,8 +162,7 @@ def test_login_form_needs_the_token_of_the_login_page(client, session):
 
 def test_wrong_password_and_logout(client, session):
     make_user(session, "ada", Role.admin)
-    page = client.get("/login?next=/admin/users")
-    token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    token = _login_page_token(client, "/login?next=/admin/users")
     response = client.post(
         "/login",
         data={

@@ -3,8 +3,6 @@ ingest to pending pairs, with Postgres as the database."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 
@@ -15,9 +13,9 @@ from sqlalchemy import func, select
 from app import db as app_db
 from app.models import Pair, PairStatus, StageRun, StageStatus, Video, VideoStatus
 from app.services.ingest import queue_file
-from app.settings import REPO_ROOT
 from tests.conftest import DEMO_VIDEO, REDIS_URL
 from tests.support import media
+from tests.support.processes import app_env, running
 
 pytestmark = pytest.mark.slow
 
@@ -37,38 +35,22 @@ def database_url(postgres_url: str, redis_broker: str) -> str:
 
 @pytest.fixture
 def worker(redis_broker: str, settings, tmp_path):
-    env = dict(os.environ)
-    env.update(
-        QUILT_DATABASE_URL=settings.database_url,
-        QUILT_VAR_DIR=str(settings.var_dir),
-        QUILT_BROKER_URL=redis_broker,
-    )
-    log = (tmp_path / "worker.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "app.cli",
-            "worker",
-            "-Q",
-            "cpu,gpu",
-            "-c",
-            "1",
-            "--loglevel",
-            "INFO",
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    """``quilt worker`` on both queues, one process, bound to the test's database and var/."""
+    env = app_env(settings.database_url, settings.var_dir, QUILT_BROKER_URL=redis_broker)
+    command = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "worker",
+        "-Q",
+        "cpu,gpu",
+        "-c",
+        "1",
+        "--loglevel",
+        "INFO",
+    ]
+    with running(command, env=env, log=tmp_path / "worker.log", stop_timeout_s=20) as process:
+        yield process
 
 
 def _wait_for(video_ids: list[int], timeout_s: float, worker) -> dict[int, str]:

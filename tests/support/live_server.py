@@ -1,23 +1,20 @@
-"""A live server for browser tests: ``uvicorn --factory app.web.main:create_app`` in a
-subprocess on 127.0.0.1, on a free port, bound to the test's database and var/ folder.
-
-Test modules import the fixture: ``from tests.support.live_server import live_server``.
-"""
+"""The real web app under uvicorn (``--factory app.web.main:create_app``) in a subprocess on
+127.0.0.1, on a free port: the ``live_server`` fixture (tests/conftest.py) for browser tests
+and the review bench."""
 
 from __future__ import annotations
 
-import os
+import contextlib
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
-import pytest
-
-from app.settings import REPO_ROOT, Settings
+from tests.support.processes import running
 
 START_TIMEOUT_S = 30.0
 
@@ -43,46 +40,28 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout_s: float = START_
     raise RuntimeError(f"the server did not answer {url} within {timeout_s} s")
 
 
-@pytest.fixture
-def live_server(settings: Settings, tmp_path) -> Iterator[str]:
-    """Base URL of a real server sharing ``settings`` (database, media, releases)."""
+@contextlib.contextmanager
+def serving(
+    env: dict[str, str], *, log: Path | None = None, uvicorn_args: Sequence[str] = ()
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """(base URL, process) of the app serving on 127.0.0.1 once its login page answers;
+    stopped on the way out. ``uvicorn_args`` are added to the command (``--workers 2``)."""
     port = free_port()
-    env = {
-        **os.environ,
-        "QUILT_DATABASE_URL": settings.database_url,
-        "QUILT_VAR_DIR": str(settings.var_dir),
-        "QUILT_SECRET_KEY": os.environ.get("QUILT_SECRET_KEY", "live-server-test-secret"),
-        "QUILT_ENVIRONMENT": "test",
-    }
-    log = (tmp_path / "live-server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "app.web.main:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "app.web.main:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        *uvicorn_args,
+    ]
     base = f"http://127.0.0.1:{port}"
-    try:
+    with running(command, env=env, log=log) as process:
         wait_until_up(f"{base}/login", process)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        yield base, process

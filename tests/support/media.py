@@ -4,15 +4,16 @@ Each generator writes one real file into a given folder and returns its path. Th
 what real users upload by mistake or by malice: a corrupt or truncated mp4, a video
 without an audio stream, a silent lecture, a lecture in another language, empty and
 non-video files named ``.mp4``, an audio-only file, and a valid video with a hostile file
-name. Stages must give such an item a status and an error message and go on (STYLE.md:
-one bad item never fails a batch); these files let tests check that with real media and no
+name. Stages must give such an item a status and an error message and go on (one bad
+item never fails a batch); these files let tests check that with real media and no
 mocks.
 
 Everything is made with ffmpeg, espeak-ng and sox from apt, at 640x360 and 5 fps with the
 fastest x264 preset, so each file takes well under two seconds. The histology picture is
 scikit-image's bundled IHC image of colonic glands, read from the installed package's data
 folder. Commands are argument lists (never a shell), which is also why the hostile name is
-safe to create.
+safe to create. ``scripts/make_demo.py`` builds the demo lecture with the same speech,
+ffmpeg and ffprobe helpers.
 
 This module holds no tests; test modules import it::
 
@@ -22,16 +23,27 @@ This module holds no tests; test modules import it::
 
 from __future__ import annotations
 
+import json
+import logging
 import random
+import shutil
 import subprocess
 import wave
+from collections.abc import Sequence
 from importlib.util import find_spec
 from pathlib import Path
+
+_logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_VIDEO = REPO_ROOT / "demo" / "lecture.mp4"
 
 WIDTH, HEIGHT, FPS = 640, 360, 5
+WORDS_PER_MINUTE = 150
+
+# ffmpeg, quiet, overwriting its output; and the mono AAC track every file here carries.
+FFMPEG = ("ffmpeg", "-hide_banner", "-loglevel", "error", "-y")
+AAC_MONO = ("-c:a", "aac", "-b:a", "48k", "-ac", "1")
 
 ENGLISH_NARRATION = (
     "Here at high power you can see the colonic crypts, lined by goblet cells, "
@@ -59,22 +71,65 @@ def histology_image() -> Path:
     return Path(spec.origin).parent / "data" / "ihc.png"
 
 
-def _run(args: list[str]) -> None:
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+# --- tools ----------------------------------------------------------------------------
 
 
-def _wav_seconds(path: Path) -> float:
+def run(args: Sequence[str]) -> None:
+    """Run a command (an argument list); its error output is in the exception if it fails."""
+    _logger.debug("run: %s", " ".join(args))
+    subprocess.run(list(args), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def ffmpeg(*args: str) -> None:
+    run([*FFMPEG, *args])
+
+
+def wav_seconds(path: Path) -> float:
     with wave.open(str(path)) as w:
         return w.getnframes() / w.getframerate()
 
 
-def _speak(text: str, out: Path, voice: str = "en-us") -> float:
+def speak(text: str, out: Path, voice: str = "en-us") -> float:
+    """espeak-ng reads ``text`` into the wav ``out``; returns its length in seconds."""
     # The text goes through a file so a leading "-" can never be read as an option.
     text_file = out.with_suffix(".txt")
     text_file.write_text(text, encoding="utf-8")
-    _run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(out), "-f", str(text_file)])
+    run(
+        [
+            "espeak-ng",
+            "-v",
+            voice,
+            "-s",
+            str(WORDS_PER_MINUTE),
+            "-w",
+            str(out),
+            "-f",
+            str(text_file),
+        ]
+    )
     text_file.unlink()
-    return _wav_seconds(out)
+    return wav_seconds(out)
+
+
+def probe(path: Path) -> dict:
+    """ffprobe's JSON of the container and its streams; {} when ffprobe cannot read it."""
+    result = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration:stream=codec_type,codec_name,pix_fmt,width,height",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        return {}
+    return json.loads(result.stdout)
 
 
 def _video_input(image: Path, seconds: float) -> list[str]:
@@ -100,8 +155,7 @@ def _video_output() -> list[str]:
     ]
 
 
-def _audio_output() -> list[str]:
-    return ["-c:a", "aac", "-b:a", "48k", "-ac", "1"]
+# --- files ----------------------------------------------------------------------------
 
 
 def narrated_video(
@@ -123,31 +177,16 @@ def narrated_video(
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / name
     speech = folder / f".{out.stem}-speech.wav"
-    speech_s = _speak(text, speech, voice)
+    speech_s = speak(text, speech, voice)
     duration = seconds if seconds is not None else speech_s + 0.5
-    _run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            *_video_input(Path(image) if image else histology_image(), duration),
-            "-i",
-            str(speech),
-            "-map",
-            "0:v:0",
-            "-map",
-            "1:a:0",
-            "-af",
-            "apad",
-            "-t",
-            f"{duration:.3f}",
-            *_video_output(),
-            *_audio_output(),
-            *(["-movflags", "+faststart"] if faststart else []),
-            str(out),
-        ]
+    ffmpeg(
+        *_video_input(Path(image) if image else histology_image(), duration),
+        *("-i", str(speech), "-map", "0:v:0", "-map", "1:a:0", "-af", "apad"),
+        *("-t", f"{duration:.3f}"),
+        *_video_output(),
+        *AAC_MONO,
+        *(["-movflags", "+faststart"] if faststart else []),
+        str(out),
     )
     speech.unlink()
     return out
@@ -156,49 +195,20 @@ def narrated_video(
 def video_without_audio(dir: Path | str) -> Path:
     """Four seconds of a histology image and no audio stream at all."""
     out = Path(dir) / "no_audio.mp4"
-    _run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            *_video_input(histology_image(), 4.0),
-            *_video_output(),
-            "-an",
-            str(out),
-        ]
-    )
+    ffmpeg(*_video_input(histology_image(), 4.0), *_video_output(), "-an", str(out))
     return out
 
 
 def silent_video(dir: Path | str) -> Path:
     """Ten seconds of a histology image with an audio track of pure digital silence."""
     out = Path(dir) / "silent.mp4"
-    _run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            *_video_input(histology_image(), 10.0),
-            "-f",
-            "lavfi",
-            "-t",
-            "10",
-            "-i",
-            "anullsrc=r=16000:cl=mono",
-            "-map",
-            "0:v:0",
-            "-map",
-            "1:a:0",
-            "-t",
-            "10",
-            *_video_output(),
-            *_audio_output(),
-            str(out),
-        ]
+    ffmpeg(
+        *_video_input(histology_image(), 10.0),
+        *("-f", "lavfi", "-t", "10", "-i", "anullsrc=r=16000:cl=mono"),
+        *("-map", "0:v:0", "-map", "1:a:0", "-t", "10"),
+        *_video_output(),
+        *AAC_MONO,
+        str(out),
     )
     return out
 
@@ -261,21 +271,9 @@ def audio_only_file(dir: Path | str) -> Path:
     folder = Path(dir)
     folder.mkdir(parents=True, exist_ok=True)
     speech = folder / ".audio-only-speech.wav"
-    _speak(ENGLISH_NARRATION, speech)
+    speak(ENGLISH_NARRATION, speech)
     out = folder / "narration.m4a"
-    _run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-i",
-            str(speech),
-            *_audio_output(),
-            str(out),
-        ]
-    )
+    ffmpeg("-i", str(speech), *AAC_MONO, str(out))
     speech.unlink()
     return out
 
@@ -289,3 +287,22 @@ def hostile_name_video(dir: Path | str) -> Path:
     folder = Path(dir)
     made = narrated_video(folder, ENGLISH_NARRATION, name="hostile-source.mp4")
     return made.rename(folder / HOSTILE_NAME)
+
+
+def lecture_feed(folder: Path, base: str, names: Sequence[str], title: str) -> str:
+    """An RSS feed of lectures (copies of the demo lecture, ``NAME.mp4``) written into
+    ``folder``, which is served at ``base``. Returns the feed's URL; its items are titled
+    ``Lecture NAME``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy(DEMO_VIDEO, folder / f"{name}.mp4")
+    items = "".join(
+        f"<item><title>Lecture {n}</title><link>{base}/{n}.mp4</link>"
+        f'<enclosure url="{base}/{n}.mp4" type="video/mp4" length="1"/><guid>{n}</guid></item>'
+        for n in names
+    )
+    (folder / "feed.xml").write_text(
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>{title}</title>'
+        f"<link>{base}/</link><description>d</description>{items}</channel></rss>"
+    )
+    return f"{base}/feed.xml"

@@ -1,4 +1,5 @@
-"""Rows the web and review tests start from: users, a video, a real JPEG frame, pairs."""
+"""Rows the web and review tests start from: users, channels, videos, a real JPEG frame,
+pairs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 from sqlalchemy.orm import Session
 
-from app.models import Pair, Role, User, Video, VideoStatus
+from app.models import Channel, Pair, Role, User, Video, VideoStatus
 from app.services.users import create_user
 
 PASSWORD = "correct-horse-42"
@@ -21,14 +22,26 @@ def make_user(session: Session, username: str, role: Role = Role.reviewer) -> Us
     return user
 
 
-def make_video(session: Session, title: str = "Liver pathology, lecture 3") -> Video:
-    video = Video(
-        source_kind="file",
-        source_url="/data/liver.mp4",
-        title=title,
-        status=VideoStatus.done,
-        duration_s=600.0,
-    )
+def make_channel(session: Session, title: str = "Liver path") -> Channel:
+    channel = Channel(url="https://www.youtube.com/@liver", title=title)
+    session.add(channel)
+    session.commit()
+    return channel
+
+
+def make_video(
+    session: Session, title: str | None = "Liver pathology, lecture 3", **fields: object
+) -> Video:
+    """A processed video; a local file unless ``fields`` say otherwise (``source_kind``,
+    ``source_url``, ``channel_id``)."""
+    values: dict[str, object] = {
+        "source_kind": "file",
+        "source_url": "/data/liver.mp4",
+        "status": VideoStatus.done,
+        "duration_s": 600.0,
+        **fields,
+    }
+    video = Video(title=title, **values)
     session.add(video)
     session.commit()
     return video
@@ -82,44 +95,3 @@ def make_pair(
     session.add(pair)
     session.commit()
     return pair
-
-
-# --- clients ------------------------------------------------------------------------
-
-
-def api_login(client, username: str, password: str = PASSWORD) -> str:
-    """Log ``client`` in through the API; returns the session's CSRF token."""
-    response = client.post("/api/login", json={"username": username, "password": password})
-    assert response.status_code == 200, response.text
-    return response.json()["csrf_token"]
-
-
-def route_table(app) -> list[tuple[str, str, object]]:
-    """(method, path, route) for every HTTP route of the app, mounts (static) excluded."""
-    from fastapi.routing import iter_route_contexts  # noqa: PLC0415
-    from starlette.routing import Mount  # noqa: PLC0415
-
-    table = []
-    for route in iter_route_contexts(app.routes):
-        if isinstance(route.original_route, Mount) or not route.methods:
-            continue
-        for method in sorted(route.methods - {"HEAD"}):
-            table.append((method, route.path, route))
-    return table
-
-
-SAMPLE_PARAMS = {
-    "pair_id": "1",
-    "video_id": "1",
-    "release_id": "1",
-    "user_id": "1",
-    "step": "1",
-    "path": "frames/1/0001.jpg",
-}
-
-
-def concrete(path: str) -> str:
-    """A route path with its parameters filled in."""
-    import re  # noqa: PLC0415
-
-    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: SAMPLE_PARAMS[m.group(1)], path)

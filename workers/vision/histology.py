@@ -40,8 +40,9 @@ A frame that fails the rule as a whole gets a second look at its tissue blobs on
 (``vision.tissue.tissue_region``): a slide viewer's tissue pane inside a desktop with a
 vivid wallpaper and coloured icons fails on vividness as a whole frame (0.0-0.34 on the
 frame set) and passes on its pane (0.92-1.0). Such frames are then flagged as desktop by
-``vision.impurities`` and cropped to the pane. On the labelled frame set (tests/frameset,
-108 frames) the detector scores precision 1.0 and recall 1.0 (tests/test_frames_set.py).
+``vision.impurities`` and cropped to the pane. On the labelled frame set
+(tests/support/frameset, 108 frames) the detector scores precision 1.0 and recall 1.0
+(tests/test_vision.py).
 
 Measured on real images (tests/test_frames.py keeps these honest): H&E (stardist's
 histo.jpg) and IHC (skimage ``immunohistochemistry``) 1.0, also cropped, letterboxed into

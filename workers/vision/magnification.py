@@ -21,7 +21,7 @@ screen grows with the objective. Here:
   of a zoomed lecture view) scales it. The same field of view at twice the pixels reads
   the same: magnification is field of view, not resolution.
 - bins: diameter < 3.1% of the short side -> 0 (low power), < 6.2% -> 1, else 2 (cuts a
-  factor 2 apart, as 10x, 20x, 40x). Measured (tests/test_frames_set.py): the IHC colon
+  factor 2 apart, as 10x, 20x, 40x). Measured (tests/test_vision.py): the IHC colon
   image (a low-power view) 2.4% -> 0, zoomed 2x 4.3% and 3x 6.0% -> 1, 4x 8.8% -> 2; the
   stardist H&E sample 4.4% -> 1, 2x 8.8% and 3x 13.5% -> 2. A coarse heuristic until a
   learned magnification head is trained on reviewed frames.

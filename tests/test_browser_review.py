@@ -1,4 +1,4 @@
-"""Real Chromium against a live server: the review workspace of issue 5.
+"""Real Chromium against a live server: the review workspace as reviewers and admins use it.
 
 - the keyboard flow: approve (the prefetched pair shows in < 100 ms), edit then approve,
   reject with a reason number, undo, back and forward through one's decisions, skip;
@@ -9,17 +9,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 
 from app.models import Pair, PairStatus, Review, Role, TranscriptSegment
-from app.services import review
-from tests.support.live_server import live_server  # noqa: F401 - fixture
-from tests.support.seed import PASSWORD, make_pair, make_user, make_video, write_frame_jpeg
-from tests.test_browser_end_to_end import browser_page  # noqa: F401 - fixture
+from tests.support.browser import log_in, screenshot, watch_errors
+from tests.support.review import disputed_pair
+from tests.support.seed import make_pair, make_user, make_video, write_frame_jpeg
 
 pytestmark = [
     pytest.mark.browser,
@@ -29,31 +24,6 @@ pytestmark = [
 ]
 
 SWAP_BUDGET_MS = 100.0
-
-
-def _watch(page) -> list[str]:
-    problems: list[str] = []
-    page.on(
-        "console",
-        lambda m: problems.append(f"{page.url} {m.text}") if m.type == "error" else None,
-    )
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    return problems
-
-
-def _login(page, base: str, username: str, landing: str) -> None:
-    page.goto(f"{base}/login?next={landing}")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}{landing}")
-
-
-def _shot(page, tmp_path: Path, name: str) -> None:
-    path = tmp_path / name
-    page.screenshot(path=str(path), full_page=True)
-    if os.environ.get("QUILT_BROWSER_ARTIFACTS"):
-        shutil.copy(path, Path(os.environ["QUILT_BROWSER_ARTIFACTS"]) / name)
 
 
 def _ready(page, pair_id: int) -> None:
@@ -93,7 +63,7 @@ def _timed_press(page, key: str, old_id: int) -> float:
     return swap["ms"]
 
 
-def test_keyboard_flow(live_server: str, browser_page, session, settings, tmp_path) -> None:  # noqa: F811
+def test_keyboard_flow(live_server: str, browser_page, session, settings, tmp_path) -> None:
     make_user(session, "rita")
     video = make_video(session)
     write_frame_jpeg(settings.media_root)
@@ -133,8 +103,8 @@ def test_keyboard_flow(live_server: str, browser_page, session, settings, tmp_pa
     session.commit()
     ids = [p.id for p in pairs]
     page = browser_page
-    problems = _watch(page)
-    _login(page, live_server, "rita", "/review")
+    problems = watch_errors(page)
+    log_in(page, live_server, "rita", "/review")
 
     # The pair view: concepts with name and type on hover, transcript with timestamps.
     mark = page.locator("mark.concept", has_text="bile duct").first
@@ -148,7 +118,7 @@ def test_keyboard_flow(live_server: str, browser_page, session, settings, tmp_pa
     page.keyboard.press("+")
     zoom = page.locator("#zoom-level").inner_text()
     assert zoom.endswith("%")
-    _shot(page, tmp_path, "workspace-review.png")
+    screenshot(page, tmp_path, "workspace-review.png")
 
     # 1. approve: the next pair is on screen within the budget, saved in the background.
     took = _timed_press(page, "a", ids[0])
@@ -203,7 +173,7 @@ def test_keyboard_flow(live_server: str, browser_page, session, settings, tmp_pa
     page.keyboard.press("ArrowLeft")
     page.wait_for_selector("#review-pane[data-step='2']")
     assert page.locator("#pair-form").get_attribute("data-pair-id") in {str(i) for i in ids[:3]}
-    _shot(page, tmp_path, "workspace-history.png")
+    screenshot(page, tmp_path, "workspace-history.png")
     page.keyboard.press("ArrowRight")
     page.wait_for_selector("#review-pane[data-step='1']")
     page.keyboard.press("ArrowRight")
@@ -224,8 +194,8 @@ def test_keyboard_flow(live_server: str, browser_page, session, settings, tmp_pa
 
 
 def test_a_failed_save_shows_a_notice_with_retry(
-    live_server: str,  # noqa: F811
-    browser_page,  # noqa: F811
+    live_server: str,
+    browser_page,
     session,
     settings,
 ) -> None:
@@ -236,7 +206,7 @@ def test_a_failed_save_shows_a_notice_with_retry(
     first = make_pair(session, video, priority=0.1)
     second = make_pair(session, video, priority=0.2, caption="Second pair.")
     page = browser_page
-    _login(page, live_server, "rita", "/review")
+    log_in(page, live_server, "rita", "/review")
     _ready(page, first.id)
     failures = {"left": 1}
 
@@ -259,7 +229,7 @@ def test_a_failed_save_shows_a_notice_with_retry(
     assert session.get(Pair, first.id).status == PairStatus.approved
 
 
-def test_grid_triage(live_server: str, browser_page, session, settings, tmp_path) -> None:  # noqa: F811
+def test_grid_triage(live_server: str, browser_page, session, settings, tmp_path) -> None:
     make_user(session, "rita")
     video = make_video(session)
     write_frame_jpeg(settings.media_root)
@@ -268,15 +238,15 @@ def test_grid_triage(live_server: str, browser_page, session, settings, tmp_path
         for i in range(30)
     ]
     page = browser_page
-    problems = _watch(page)
-    _login(page, live_server, "rita", "/review/grid")
+    problems = watch_errors(page)
+    log_in(page, live_server, "rita", "/review/grid")
     page.wait_for_selector(".tile")
     assert page.locator(".tile").count() == 30
     tiles = page.locator(".tile")
     tiles.nth(0).click()
     tiles.nth(4).click(modifiers=["Shift"])
     assert page.locator("#grid-selected-count").inner_text() == "5"
-    _shot(page, tmp_path, "workspace-grid.png")
+    screenshot(page, tmp_path, "workspace-grid.png")
     page.keyboard.press("r")
     page.keyboard.press("4")  # poor image quality
     page.wait_for_selector("text=Rejected 5 pairs.")
@@ -296,42 +266,30 @@ def test_grid_triage(live_server: str, browser_page, session, settings, tmp_path
 
 
 def test_adjudication_and_figures(
-    live_server: str,  # noqa: F811
-    browser_page,  # noqa: F811
+    live_server: str,
+    browser_page,
     session,
     settings,
     tmp_path,
 ) -> None:
     admin = make_user(session, "ada", Role.admin)
-    rita, remy = make_user(session, "rita"), make_user(session, "remy")
     video = make_video(session)
     write_frame_jpeg(settings.media_root)
-    pair = make_pair(session, video, caption="Disputed: is this a granuloma?")
-    review.decide(
-        session=session,
-        pair_id=pair.id,
-        reviewer=rita,
-        decision="approve",
-        expected_version=1,
-        reviews_per_pair=2,
-    )
-    review.decide(
-        session=session,
-        pair_id=pair.id,
-        reviewer=remy,
-        decision="reject",
+    pair = disputed_pair(
+        session,
+        video,
+        caption="Disputed: is this a granuloma?",
+        voters=("rita", "remy"),
         reason="text_mismatch",
-        expected_version=1,
-        reviews_per_pair=2,
     )
     session.expire_all()
     assert session.get(Pair, pair.id).status == PairStatus.disputed
     page = browser_page
-    problems = _watch(page)
-    _login(page, live_server, "ada", "/admin/adjudication")
+    problems = watch_errors(page)
+    log_in(page, live_server, "ada", "/admin/adjudication")
     row = page.locator(f"#adj-{pair.id}")
     assert "rita" in row.inner_text() and "remy" in row.inner_text()
-    _shot(page, tmp_path, "workspace-adjudication.png")
+    screenshot(page, tmp_path, "workspace-adjudication.png")
     row.locator("select[name=reason]").select_option("text_mismatch")
     row.locator("button.adj-reject").click()
     page.wait_for_selector(f"text=Pair #{pair.id} rejected.")
@@ -343,11 +301,11 @@ def test_adjudication_and_figures(
 
     page.goto(f"{live_server}/admin/agreement")
     assert "rita" in page.locator("#pairwise").inner_text()
-    _shot(page, tmp_path, "workspace-agreement.png")
+    screenshot(page, tmp_path, "workspace-agreement.png")
     page.goto(f"{live_server}/admin/dashboard")
     assert "rita" in page.locator("#reviewers").inner_text()
     assert "Liver pathology" in page.locator("#by-video").inner_text()
-    _shot(page, tmp_path, "workspace-dashboard.png")
+    screenshot(page, tmp_path, "workspace-dashboard.png")
 
     # The pair's history shows every vote and the adjudication.
     page.goto(f"{live_server}/review/pairs/{pair.id}")
