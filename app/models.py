@@ -48,6 +48,7 @@ class VideoStatus(enum.StrEnum):
     done = "done"
     failed = "failed"  # unreadable or broken input; `error` says why
     skipped = "skipped"  # readable but out of scope (no speech, not English); `error` says why
+    cancelled = "cancelled"  # an admin stopped it; `error` says who
 
 
 class StageStatus(enum.StrEnum):
@@ -57,6 +58,7 @@ class StageStatus(enum.StrEnum):
     done = "done"
     failed = "failed"
     skipped = "skipped"
+    cancelled = "cancelled"
 
 
 class PairStatus(enum.StrEnum):

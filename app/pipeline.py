@@ -15,7 +15,15 @@ live (database rows, media files, or an output folder) is the runner's store's b
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 QUEUE_CPU = "cpu"
 QUEUE_GPU = "gpu"
@@ -60,10 +68,22 @@ class Stage:
     # They catch hangs: a CPU takes minutes per stage on an hours-long lecture.
     time_limit_s: int
     retry: RetryPolicy = RetryPolicy()
+    # Bumped when a change to the core changes what it produces.
+    version: int = 1
+    # The settings whose values shape the stage's output (not its speed): with the
+    # version, they make the pipeline version a stage run records, and a run made under
+    # other values is outdated (app.services.control.rerun_outdated).
+    settings: tuple[str, ...] = ()
 
     @property
     def task_name(self) -> str:
         return f"quilt.{self.name}"
+
+    def version_for(self, settings: Settings) -> str:
+        """``name@version+digest`` of the settings that shape the output."""
+        values = {key: _settings_value(_read(settings, key)) for key in self.settings}
+        digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
+        return f"{self.name}@{self.version}+{digest[:10]}"
 
     @property
     def soft_time_limit_s(self) -> int:
@@ -87,6 +107,13 @@ PIPELINE: tuple[Stage, ...] = (
         queue=QUEUE_GPU,
         reads=("media",),
         writes=("transcript",),
+        settings=(
+            "resolved_asr_model",
+            "asr_beam_size",
+            "asr_language",
+            "asr_hotwords",
+            "resolved_kb_path",
+        ),  # fmt: skip
         # faster-whisper runs at ~10x real time on two CPU cores (tiny.en, beam 5).
         time_limit_s=3 * 3600,
         retry=RetryPolicy(max_attempts=2),
@@ -97,6 +124,21 @@ PIPELINE: tuple[Stage, ...] = (
         queue=QUEUE_CPU,
         reads=("media",),
         writes=("frames",),
+        settings=(
+            "frame_sample_s",
+            "frame_cut_threshold",
+            "frame_dedup_hamming",
+            "frame_max_chunk_s",
+            "frame_min_blur",
+            "frame_min_resolution",
+            "frame_min_tissue_frac",
+            "histology_threshold",
+            "max_images_per_chunk",
+            "min_chunk_s",
+            "histology_weights",
+            "histology_weights_kind",
+            "histology_ensemble_rule",
+        ),  # fmt: skip
         time_limit_s=2 * 3600,
     ),
     Stage(
@@ -105,6 +147,7 @@ PIPELINE: tuple[Stage, ...] = (
         queue=QUEUE_CPU,
         reads=("transcript",),
         writes=("text",),
+        settings=("resolved_kb_path", "link_threshold", "llm_url", "llm_model"),
         time_limit_s=3600,
     ),
     Stage(
@@ -113,6 +156,7 @@ PIPELINE: tuple[Stage, ...] = (
         queue=QUEUE_CPU,
         reads=("frames", "text"),
         writes=("pairs",),
+        settings=("align_pad_s",),
         time_limit_s=1800,
     ),
 )
@@ -138,3 +182,26 @@ def next_stage(name: str) -> Stage | None:
 
 def stages_after(name: str) -> tuple[Stage, ...]:
     return PIPELINE[STAGE_NAMES.index(name) + 1 :]
+
+
+def _read(settings: Settings, key: str) -> object:
+    value = getattr(settings, key)
+    return value() if callable(value) else value  # resolved_asr_model() resolves a default
+
+
+def _settings_value(value: object) -> object:
+    """A setting as it enters the version digest: a file by its content (a knowledge base
+    or a model that changes in place changes the version), anything else as text."""
+    if isinstance(value, Path) and value.is_file():
+        stat = value.stat()
+        return _file_digest(str(value), stat.st_mtime_ns, stat.st_size)
+    return str(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(path: str, _mtime_ns: int, _size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

@@ -12,9 +12,9 @@ import json
 import pytest
 from sqlalchemy import select
 
-from app.models import Frame, Pair, PairStatus, Review, StageRun, TranscriptSegment
+from app.models import Frame, Pair, PairStatus, Review, StageRun, TranscriptSegment, Video
 from app.pipeline import PIPELINE
-from app.services.ingest import queue_file
+from app.services.ingest import queue_file, requeue_video
 from tests.conftest import DEMO_TRUTH, DEMO_VIDEO
 from workers import tasks
 from workers.stage_runner import run_all_inline
@@ -59,8 +59,12 @@ def test_demo_lecture_end_to_end_and_rerun(settings, session) -> None:
     session.commit()
     ids_before = {p.id for p in pairs}
 
-    for stage in PIPELINE[1:]:  # each task also enqueues the next stage on the embedded broker
-        tasks.STAGE_TASKS[stage.name](video.id)
+    # A redelivered message of a finished stage does nothing...
+    assert tasks.STAGE_TASKS["asr"](video.id) == "already_done"
+    # ...a re-run is asked for, and each task also sends the next stage to the broker.
+    requeue_video(session=session, video=session.get(Video, video.id), user=None, from_stage="asr")
+    for stage in PIPELINE[1:]:
+        assert tasks.STAGE_TASKS[stage.name](video.id) == "done"
     session.expire_all()
 
     after = session.scalars(select(Pair).where(Pair.video_id == video.id)).all()

@@ -6,16 +6,20 @@ broker, and a Redis address where nothing listens for an outage).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import threading
+import time
 
+import pytest
 from sqlalchemy import select
 
 from app import broker
 from app.models import Channel, StageRun, StageStatus, Video, utcnow
 from app.pipeline import FIRST_STAGE, stage
-from app.services import dispatch
-from app.services.ingest import queue_file, queue_url
+from app.services import control, dispatch
+from app.services.ingest import queue_file, queue_url, requeue_video
 from app.services.reconcile import reconcile
 from app.settings import get_settings
 from tests.conftest import DEMO_VIDEO
@@ -149,9 +153,7 @@ def test_the_reconciler_resumes_a_video_whose_next_stage_was_never_made_due(
     assert _sent(settings) == [(stage("asr").task_name, [video.id])]
 
 
-def test_a_message_lost_with_the_broker_is_sent_again_once_presumed_lost(
-    settings, session
-) -> None:
+def test_a_message_lost_with_the_broker_is_sent_again_once_presumed_lost(settings, session) -> None:
     video = queue_file(session=session, path=DEMO_VIDEO, user=None, trusted=True)
     assert reconcile(session=session).sent == 0
     later = utcnow() + dt.timedelta(seconds=settings.stage_resend_after_s + 1)
@@ -162,3 +164,83 @@ def test_a_message_lost_with_the_broker_is_sent_again_once_presumed_lost(
 def test_a_heartbeat_names_its_worker() -> None:
     host, pid = worker_name().rsplit(":", 1)
     assert host and pid.isdigit()
+
+
+def test_the_same_file_twice_is_processed_once(settings, session, tmp_path) -> None:
+    copy = tmp_path / "renamed copy.mp4"
+    copy.write_bytes(DEMO_VIDEO.read_bytes())
+    first = queue_file(session=session, path=DEMO_VIDEO, user=None, trusted=True)
+    second = queue_file(session=session, path=copy, user=None, trusted=True)
+    fetch_task = tasks.STAGE_TASKS[FIRST_STAGE.name]
+    assert fetch_task(second.id) == Outcome.done  # fetched first: the original
+    assert fetch_task(first.id) == Outcome.skipped
+    session.expire_all()
+    duplicate = session.get(Video, first.id)
+    assert duplicate.duplicate_of_id == second.id and duplicate.status == "skipped"
+    assert duplicate.error.startswith(f"fetch: duplicate of video #{second.id}")
+    assert duplicate.sha256 == session.get(Video, second.id).sha256
+    assert _run(session, first.id, "asr").status == StageStatus.skipped
+    assert session.get(Video, second.id).duplicate_of_id is None
+
+
+def test_a_cancelled_video_is_left_alone_until_requeued(settings, session) -> None:
+    video = queue_file(session=session, path=DEMO_VIDEO, user=None, trusted=True)
+    control.cancel_video(session=session, video=video, user=None)
+    session.expire_all()
+    assert session.get(Video, video.id).status == "cancelled"
+    assert {r.status for r in session.get(Video, video.id).stage_runs} == {"cancelled"}
+    assert tasks.STAGE_TASKS[FIRST_STAGE.name](video.id) == Outcome.settled  # its message
+    later = utcnow() + dt.timedelta(days=1)
+    assert reconcile(session=session, now=later).sent == 0
+    with pytest.raises(control.ControlError, match="nothing to cancel"):
+        control.cancel_video(session=session, video=session.get(Video, video.id), user=None)
+    requeue_video(session=session, video=session.get(Video, video.id), user=None)
+    assert tasks.STAGE_TASKS[FIRST_STAGE.name](video.id) == Outcome.done
+
+
+def test_cancelling_a_running_stage_stops_it_and_keeps_nothing(settings, session) -> None:
+    video = queue_file(session=session, path=DEMO_VIDEO, user=None, trusted=True)
+    long_stage = dataclasses.replace(
+        stage(FIRST_STAGE.name), core="tests.support.cores:works_until_stopped", reads=(), writes=()
+    )
+    outcome: list[Outcome] = []
+    worker = threading.Thread(target=lambda: outcome.append(run_stage(video.id, long_stage)))
+    worker.start()
+    try:
+        for _ in range(600):
+            if (settings.var_dir / "started").exists():
+                break
+            time.sleep(0.05)
+        control.cancel_video(session=session, video=session.get(Video, video.id), user=None)
+    finally:
+        worker.join(timeout=120)
+    assert outcome == [Outcome.cancelled]
+    run = _run(session, video.id, FIRST_STAGE.name)
+    assert run.status == StageStatus.cancelled and run.stats == {}
+    assert run.error == "cancelled by an admin"
+
+
+def test_a_changed_setting_makes_runs_outdated_and_rerun_replaces_them(
+    settings, session, monkeypatch
+) -> None:
+    video = queue_file(session=session, path=DEMO_VIDEO, user=None, trusted=True)
+    assert tasks.STAGE_TASKS[FIRST_STAGE.name](video.id) == Outcome.done
+    fetch = _run(session, video.id, FIRST_STAGE.name)
+    assert fetch.pipeline_version == stage("fetch").version_for(settings)
+    # Pretend the video went through; its align run was made with the old pad.
+    row = session.get(Video, video.id)
+    row.status = "done"
+    for run in row.stage_runs:
+        run.status = StageStatus.done
+        run.pipeline_version = stage(run.stage).version_for(settings)
+    session.commit()
+    assert control.outdated_runs(session=session, stage="align") == []
+
+    monkeypatch.setattr(settings, "align_pad_s", settings.align_pad_s + 1.0)
+    assert [r.video_id for r in control.outdated_runs(session=session, stage="align")] == [video.id]
+    assert control.outdated_runs(session=session, stage="asr") == []  # asr ignores the pad
+    assert control.rerun_outdated(session=session, stage="align", user=None) == [video.id]
+    session.expire_all()
+    assert _run(session, video.id, "align").status == StageStatus.queued
+    assert _run(session, video.id, "text").status == StageStatus.done  # earlier stages kept
+    assert (stage("align").task_name, [video.id]) in _sent(settings)

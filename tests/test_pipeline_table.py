@@ -91,7 +91,8 @@ def test_a_transient_fault_is_left_for_a_retry_then_runs(settings, session) -> N
     with pytest.raises(ConnectionResetError):
         run_stage(video_id, stage, may_retry=True)
     row = _run_row(session, video_id, "frames")
-    assert row.status == "pending" and row.error.startswith("will retry: ConnectionResetError")
+    assert row.status == "queued" and row.error.startswith("will retry: ConnectionResetError")
+    assert row.lease_expires_at is None
     assert run_stage(video_id, stage, may_retry=True) == Outcome.done
     row = _run_row(session, video_id, "frames")
     assert (row.status, row.attempts, row.stats) == ("done", 2, {"calls": 2})
@@ -145,3 +146,49 @@ def test_a_failed_upload_can_be_requeued_and_finds_its_source(
     session.expire_all()
     error = session.get(Video, video.id).error
     assert error.startswith("fetch: not a readable video file"), error
+
+
+# Settings that change how fast or where a stage runs, or how it reaches a service, but
+# not what it produces: they stay out of the pipeline version.
+NOT_OUTPUT = {"asr_device", "asr_compute_type", "asr_batch_size", "llm_api_key", "llm_timeout_s",
+              "var_dir", "histology_device"}  # fmt: skip
+
+
+def _perturbed(value: object) -> object | None:
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 1
+    if isinstance(value, str):
+        return value + "-other"
+    if isinstance(value, Path):
+        return value / "other"
+    return None
+
+
+@pytest.mark.parametrize(
+    ("name", "options_path"),
+    [
+        ("asr", "workers.stages.asr:AsrOptions"),
+        ("frames", "workers.stages.frames:FramesOptions"),
+        ("text", "workers.stages.text:TextOptions"),
+        ("align", "workers.stages.align:AlignOptions"),
+    ],
+)
+def test_the_version_covers_every_setting_that_shapes_a_stage(name: str, options_path: str) -> None:
+    import importlib
+
+    from app.settings import Settings
+
+    module, _, cls_name = options_path.partition(":")
+    options_cls = getattr(importlib.import_module(module), cls_name)
+    base = Settings()
+    declared = {key.removeprefix("resolved_") for key in pipeline.stage(name).settings}
+    before = repr(options_cls.from_settings(base))
+    for field, value in base.model_dump().items():
+        other = _perturbed(value)
+        if other is None or field in NOT_OUTPUT:
+            continue
+        changed = repr(options_cls.from_settings(base.model_copy(update={field: other})))
+        if changed != before:
+            assert field in declared, f"{name} reads {field}: add it to its settings"

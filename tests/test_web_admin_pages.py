@@ -10,7 +10,9 @@ import json
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app import broker
 from app.models import Pair, PairStatus, Release, StageRun, User, Video
+from app.settings import get_settings
 from app.web import events
 from tests.conftest import DEMO_VIDEO
 from tests.support.review import disputed_pair
@@ -18,6 +20,19 @@ from tests.support.seed import make_pair, make_video, write_frame_jpeg
 from tests.support.web import HX, form, hx_post
 
 # --- videos, releases, users ---------------------------------------------------------
+
+
+def test_a_video_queued_while_the_broker_is_down_says_so(admin, session, monkeypatch):
+    monkeypatch.setenv("QUILT_BROKER_URL", "redis://127.0.0.1:1/0")  # nothing listens
+    get_settings.cache_clear()
+    broker.client.cache_clear()
+    queued = hx_post(admin, "/admin/videos/file", path=str(DEMO_VIDEO))
+    assert queued.status_code == 200  # the row is kept; the message waits in the outbox
+    video = session.scalars(select(Video)).one()
+    page = admin.get(f"/admin/videos/{video.id}").text
+    assert "the broker is down, it will start when the broker is back" in page
+    table = admin.get("/admin/videos/table", headers=HX).text
+    assert "waiting for the broker" in table
 
 
 def test_admin_queues_url_file_and_upload(admin, session, settings, monkeypatch):
@@ -66,10 +81,20 @@ def test_video_detail_and_requeue(admin, session):
     )
     session.commit()
     page = admin.get(f"/admin/videos/{video.id}").text
-    assert "moov atom not found" in page and "&lt;not a video&gt;" in page and "Requeue" in page
+    assert "moov atom not found" in page and "&lt;not a video&gt;" in page and "Run again" in page
+    assert "/cancel" not in page  # nothing runs: nothing to cancel
     response = hx_post(admin, f"/admin/videos/{video.id}/requeue")
     assert response.status_code == 200 and "Queued again." in response.text
     assert 'hx-trigger="every 2s"' in response.text
+    # Queued again: it can be cancelled now, and the cancel sticks.
+    assert f"/admin/videos/{video.id}/cancel" in response.text
+    cancelled = hx_post(admin, f"/admin/videos/{video.id}/cancel")
+    assert cancelled.status_code == 200 and "Cancelled" in cancelled.text
+    session.expire_all()
+    assert session.get(Video, video.id).status == "cancelled"
+    again = hx_post(admin, f"/admin/videos/{video.id}/cancel")
+    assert "Nothing to cancel: the video is cancelled." in again.text
+    assert hx_post(admin, f"/admin/videos/{video.id}/requeue", stage="nope").status_code == 422
     assert admin.get("/admin/videos/9999").status_code == 404
 
 

@@ -255,3 +255,29 @@ def test_two_reviewers_then_adjudication_gold_and_figures(client, session, setti
     )
     assert tagged.status_code == 200 and tagged.json()["subpathology"] == "hepatobiliary"
     get_settings.cache_clear()
+
+
+def test_pipeline_versions_rerun_and_cancel_through_the_api(client, session):
+    make_user(session, "rita")
+    make_user(session, "ada", Role.admin)
+    assert client.get("/api/pipeline").status_code == 401
+    api_login(client, "rita")
+    assert client.get("/api/pipeline").status_code == 403  # reviewers see none of this
+    admin = client
+    admin.token = api_login(client, "ada")
+    headers = {"X-CSRF-Token": admin.token}
+    stages = admin.get("/api/pipeline").json()
+    assert [s["stage"] for s in stages] == ["fetch", "asr", "frames", "text", "align"]
+    assert all(s["version"].startswith(f"{s['stage']}@") and s["outdated"] == 0 for s in stages)
+    video = make_video(session)
+    video.status = "processing"
+    session.commit()
+    cancelled = admin.post(f"/api/videos/{video.id}/cancel", headers=headers)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    again = admin.post(f"/api/videos/{video.id}/cancel", headers=headers)
+    assert again.status_code == 409 and "nothing to cancel" in again.text
+    rerun = admin.post("/api/pipeline/rerun-outdated", json={"stage": "align"}, headers=headers)
+    assert rerun.status_code == 200 and rerun.json() == {"stage": "align", "video_ids": []}
+    bad = admin.post("/api/pipeline/rerun-outdated", json={"stage": "nope"}, headers=headers)
+    assert bad.status_code == 422
+    assert admin.post("/api/channels/999/cancel", headers=headers).status_code == 404

@@ -257,7 +257,14 @@ def upsert_pairs(
             select(Review.pair_id).where(Review.pair_id.in_([p.id for p in existing.values()]))
         )
     )
-    counts = {"inserted": 0, "updated": 0, "removed": 0, "kept_reviewed": 0}
+    # pairs_before / pairs_after: the video's yield before and after a re-run.
+    counts = {
+        "pairs_before": len(existing),
+        "inserted": 0,
+        "updated": 0,
+        "removed": 0,
+        "kept_reviewed": 0,
+    }
     seen: set[str] = set()
     for aligned in result.pairs:
         key = pair_key(video.id, aligned.start_s, aligned.end_s, aligned.medical_text)
@@ -313,6 +320,7 @@ def upsert_pairs(
             counts["removed"] += 1
         else:
             counts["kept_reviewed"] += 1
+    counts["pairs_after"] = counts["pairs_before"] + counts["inserted"] - counts["removed"]
     return counts
 
 
@@ -328,6 +336,9 @@ class DatabaseStore:
         self.video = video
         # The frame rows behind the frames last loaded: pairs point at them by index.
         self._frame_rows: list[Frame] = []
+        # Set when what was saved settles the video without the later stages (the same
+        # file processed already): the saved rows are kept, the video ends here.
+        self.settled: StageError | None = None
 
     def files_for(self, stage: str) -> Path | None:
         if stage == "fetch":
@@ -335,6 +346,11 @@ class DatabaseStore:
         if stage == "frames":
             return fresh_frames_dir(self.video)
         return None
+
+    def discard(self, stage: str) -> None:
+        """Remove the files a stopped stage wrote (its rows are rolled back)."""
+        if stage == "frames":
+            shutil.rmtree(frames_dir(self.video), ignore_errors=True)
 
     def load(self, name: str) -> Any:
         video = self.video
@@ -400,3 +416,26 @@ class DatabaseStore:
         video.fps = info.fps
         video.width, video.height = info.width, info.height
         video.has_audio = info.has_audio
+        original = self._first_with_same_file()
+        video.duplicate_of_id = original.id if original else None
+        if original is not None:
+            self.settled = StageError(
+                f"duplicate of video #{original.id} ({original.title or 'untitled'}): "
+                "the same file, processed once",
+                status="skipped",
+            )
+
+    def _first_with_same_file(self) -> Video | None:
+        """Another video with this file, processed or on its way (not failed, cancelled or
+        a duplicate itself): of two copies, the one fetched second links to the first."""
+        return self.session.scalar(
+            select(Video)
+            .where(
+                Video.sha256 == self.video.sha256,
+                Video.id != self.video.id,
+                Video.duplicate_of_id.is_(None),
+                Video.status.not_in(("failed", "cancelled")),
+            )
+            .order_by(Video.id)
+            .limit(1)
+        )

@@ -54,6 +54,7 @@ class Outcome(enum.StrEnum):
     failed = "failed"
     skipped = "skipped"
     gone = "gone"  # the video was deleted meanwhile
+    cancelled = "cancelled"  # an admin cancelled it while it ran: nothing it made is kept
     # Not run: another delivery already did the work, is doing it, or it is settled.
     already_done = "already_done"
     busy = "busy"
@@ -99,6 +100,7 @@ def _claim(video_id: int, stage: Stage, holder: str) -> Outcome | None:
                 started_at=now,
                 finished_at=None,
                 duration_s=None,
+                pipeline_version=stage.version_for(get_settings()),
             )
             .execution_options(synchronize_session=False)
         ).rowcount
@@ -112,6 +114,17 @@ def _claim(video_id: int, stage: Stage, holder: str) -> Outcome | None:
     if status == StageStatus.running:
         return Outcome.busy
     return Outcome.settled
+
+
+class ClaimLost(Exception):
+    """The stage run is no longer this worker's: cancelled by an admin, or taken over
+    after the lease ran out. What the stage produced must not be kept."""
+
+
+def _still_holds(session, video_id: int, stage: str, holder: str) -> bool:  # noqa: ANN001
+    run = stage_run(session, video_id, stage)
+    session.refresh(run)
+    return run.status == StageStatus.running and run.worker == holder
 
 
 class _Heartbeat:
@@ -152,7 +165,9 @@ class _Heartbeat:
                 )
 
 
-def _progress_writer(video_id: int, stage: str) -> Callable[[float], None]:
+def _progress_writer(video_id: int, stage: str, holder: str) -> Callable[[float], None]:
+    """Records progress, and stops the stage (``ClaimLost``, raised inside the core) when
+    the run is no longer this worker's."""
     last = [0.0]
 
     def write(fraction: float) -> None:
@@ -161,8 +176,9 @@ def _progress_writer(video_id: int, stage: str) -> Callable[[float], None]:
             return  # at most one write a second: progress is for humans
         last[0] = now
         with session_scope() as s:
-            run = stage_run(s, video_id, stage)
-            run.progress = max(0.0, min(1.0, float(fraction)))
+            if not _still_holds(s, video_id, stage, holder):
+                raise ClaimLost(stage)
+            stage_run(s, video_id, stage).progress = max(0.0, min(1.0, float(fraction)))
 
     return write
 
@@ -182,6 +198,7 @@ def run_stage(
 
     started = time.monotonic()
     outcome, error, stats = Outcome.done, None, {}
+    store: DatabaseStore | None = None
     try:
         with _Heartbeat(video_id, stage.name, holder), session_scope() as s:
             store = DatabaseStore(s, s.get(Video, video_id))
@@ -189,8 +206,21 @@ def run_stage(
                 stage,
                 store,
                 settings=get_settings(),
-                progress=_progress_writer(video_id, stage.name),
+                progress=_progress_writer(video_id, stage.name, holder),
             )
+            # The last look before the outputs are committed: a run cancelled (or taken
+            # over) while the core worked keeps nothing.
+            if not _still_holds(s, video_id, stage.name, holder):
+                raise ClaimLost(stage.name)
+        if store.settled is not None:
+            raise store.settled
+    except ClaimLost:
+        if store is not None:
+            store.discard(stage.name)
+        with session_scope() as s:
+            status = stage_run(s, video_id, stage.name).status
+        _logger.info("video %s %s stopped: the run is %s", video_id, stage.name, status)
+        return Outcome.cancelled if status == StageStatus.cancelled else Outcome.busy
     except StageError as exc:
         outcome = Outcome.skipped if exc.status == "skipped" else Outcome.failed
         error = exc.reason
@@ -205,7 +235,8 @@ def run_stage(
             "video %s stage %s crashed:\n%s", video_id, stage.name, traceback.format_exc()
         )
     seconds = round(time.monotonic() - started, 3)
-    _record_outcome(video_id, stage, outcome, error, stats, seconds, chain=chain)
+    if not _record_outcome(video_id, stage, holder, outcome, error, stats, seconds, chain=chain):
+        return Outcome.cancelled  # cancelled after the core stopped on its own
     return outcome
 
 
@@ -225,14 +256,19 @@ def _record_retry(video_id: int, stage: Stage, exc: Exception) -> None:
 def _record_outcome(
     video_id: int,
     stage: Stage,
+    holder: str,
     outcome: Outcome,
     error: str | None,
     stats: dict,
     seconds: float,
     *,
     chain: bool,
-) -> None:
+) -> bool:
+    """Record how the stage ended; False (and nothing written) when the run is no longer
+    this worker's: an admin's cancel stands over whatever the stage made of it."""
     with session_scope() as s:
+        if not _still_holds(s, video_id, stage.name, holder):
+            return False
         run = stage_run(s, video_id, stage.name)
         run.finished_at = utcnow()
         run.duration_s = seconds
@@ -240,20 +276,21 @@ def _record_outcome(
         run.lease_expires_at = None
         if outcome != Outcome.done:
             fail_video(session=s, run=run, reason=error or "", status=outcome.value)
-            return
+            return True
         run.status, run.error, run.progress = StageStatus.done, None, 1.0
         following = next_stage(stage.name)
         if following is None:
             s.get(Video, video_id).status = VideoStatus.done
         elif chain:
             mark_queued(stage_run(s, video_id, following.name))
+    return True
 
 
 def run_all_inline(video_id: int) -> str:
     """Run every stage of the table on a video in this process, in order, with each
     stage's retry policy (the CLI's ``--inline``). Returns the video's final status."""
     for stage in PIPELINE:
-        outcome = run_with_retries(video_id, stage)
+        outcome = run_with_retries(video_id, stage)  # cancelled, busy or settled: stop
         if outcome not in (Outcome.done, Outcome.already_done):
             break
     with session_scope() as s:

@@ -6,6 +6,7 @@ fail the way real stages do: a transient fault first, or bad input.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from workers.types import StageError, StageJob, StageOutput
@@ -35,3 +36,13 @@ def always_flaky(job: StageJob) -> StageOutput:
 def bad_input(job: StageJob) -> StageOutput:
     _count_call(job)
     raise StageError("not a readable video file")
+
+
+def works_until_stopped(job: StageJob) -> StageOutput:
+    """Reports progress until the runner stops it (at most about a minute), the way a long
+    transcription does; leaves a file behind to show that nothing of it is kept."""
+    (Path(job.settings.var_dir) / "started").write_text("1")
+    for step in range(6000):
+        job.progress(step / 6000)
+        time.sleep(0.01)
+    return StageOutput(artifacts={}, stats={"finished": True})

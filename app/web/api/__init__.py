@@ -11,10 +11,11 @@ from app.web.api import (
     history,
     meta,
     pairs,
+    pipeline,
     releases,
     videos,
 )
 
 router = APIRouter(prefix="/api")
-for _module in (auth, pairs, history, adjudication, dashboards, videos, releases, meta):
+for _module in (auth, pairs, history, adjudication, dashboards, videos, pipeline, releases, meta):
     router.include_router(_module.router)

@@ -132,6 +132,7 @@ class StageRunOut(BaseModel):
     duration_s: float | None
     stats: dict[str, Any]
     error: str | None
+    pipeline_version: str | None
 
 
 class VideoOut(BaseModel):
@@ -145,6 +146,7 @@ class VideoOut(BaseModel):
     error: str | None
     duration_s: float | None
     created_at: dt.datetime
+    duplicate_of_id: int | None
 
 
 class VideoDetailOut(VideoOut):
@@ -166,6 +168,27 @@ class QueueIn(BaseModel):
 class QueuedOut(BaseModel):
     kind: Literal["video", "channel"]
     id: int
+
+
+class StageVersionOut(BaseModel):
+    stage: str
+    queue: str
+    version: str  # what a run made now would record
+    outdated: int  # finished runs made by another version
+
+
+class RerunIn(BaseModel):
+    stage: str = Field(max_length=16)
+    channel_id: int | None = Field(None, ge=1, le=2**31 - 1)
+
+
+class RerunOut(BaseModel):
+    stage: str
+    video_ids: list[int]
+
+
+class CancelledOut(BaseModel):
+    cancelled_videos: int
 
 
 class ReleaseOut(BaseModel):

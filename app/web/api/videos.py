@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 
 from app.db import SessionDep
 from app.models import Channel
-from app.services import ingest
+from app.services import control, ingest
 from app.web import queries
 from app.web.api.schemas import QueuedOut, QueueIn, StageRunOut, VideoDetailOut, VideoList, VideoOut
 from app.web.deps import AdminUser, CurrentUser
@@ -46,6 +46,18 @@ def queue_video(body: QueueIn, session: SessionDep, user: AdminUser) -> QueuedOu
     """Queue a video URL, or a channel/playlist that expands into videos."""
     queued = ingest.queue_url(session=session, url=body.url, user=user, kind=body.kind)
     return QueuedOut(kind="channel" if isinstance(queued, Channel) else "video", id=queued.id)
+
+
+@router.post("/{video_id}/cancel", response_model=VideoOut)
+def cancel(video_id: VideoId, session: SessionDep, user: AdminUser) -> VideoOut:
+    """Stop the video's processing: what the running stage made is not kept."""
+    try:
+        video = control.cancel_video(
+            session=session, video=queries.video_or_404(session, video_id), user=user
+        )
+    except control.ControlError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    return VideoOut.model_validate(video)
 
 
 @router.post("/{video_id}/requeue", response_model=VideoOut)

@@ -13,9 +13,10 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from app.db import SessionDep
 from app.media import UnsafePathError, resolve_inside
 from app.models import Release, Role, TranscriptSegment, User, Video
-from app.services import audit, ingest, releases
+from app.pipeline import STAGE_NAMES
+from app.services import audit, control, ingest, releases
 from app.services.users import UserError, create_user
-from app.web import events, queries
+from app.web import errors, events, queries
 from app.web.deps import AdminUser, get_admin_user
 from app.web.security import SANDBOX_POLICY
 from app.web.templating import is_htmx, render
@@ -165,9 +166,17 @@ def video_stages(video_id: int, request: Request, session: SessionDep, user: Adm
 
 
 @router.post("/videos/{video_id}/requeue")
-def requeue(video_id: int, request: Request, session: SessionDep, user: AdminUser) -> Response:
+def requeue(
+    video_id: int,
+    request: Request,
+    session: SessionDep,
+    user: AdminUser,
+    stage: Annotated[str | None, Form(max_length=16)] = None,
+) -> Response:
+    if stage is not None and stage not in STAGE_NAMES:
+        raise HTTPException(status_code=422, detail="no such stage")
     video = ingest.requeue_video(
-        session=session, video=queries.video_or_404(session, video_id), user=user
+        session=session, video=queries.video_or_404(session, video_id), user=user, from_stage=stage
     )
     if not is_htmx(request):
         return RedirectResponse(f"/admin/videos/{video_id}", status_code=303)
@@ -175,9 +184,22 @@ def requeue(video_id: int, request: Request, session: SessionDep, user: AdminUse
         request,
         session,
         video,
-        message="Queued again.",
+        message="Queued again." if not stage else f"Queued again from {stage}.",
         headers=events.trigger(events.VIDEO_QUEUED),
     )
+
+
+@router.post("/videos/{video_id}/cancel")
+def cancel(video_id: int, request: Request, session: SessionDep, user: AdminUser) -> Response:
+    video = queries.video_or_404(session, video_id)
+    try:
+        control.cancel_video(session=session, video=video, user=user)
+        message, error = "Cancelled: what the running stage made is not kept.", None
+    except control.ControlError as exc:
+        message, error = None, errors.as_sentence(exc)
+    if not is_htmx(request):
+        return RedirectResponse(f"/admin/videos/{video_id}", status_code=303)
+    return _stages(request, session, video, message=message, error=error)
 
 
 class _Outcome(TypedDict, total=False):
