@@ -12,8 +12,10 @@ import functools
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.netguard import AllowList
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET = "dev-insecure-change-me"
@@ -101,6 +103,19 @@ class Settings(BaseSettings):
     import_dirs: list[Path] = [REPO_ROOT / "demo"]
     fetch_timeout_s: int = 600
     max_video_mb: int = 4096
+
+    # Fetch address policy (app.netguard). URL ingest never connects to loopback, private,
+    # link-local (cloud metadata), CGNAT, multicast, reserved or documentation addresses;
+    # these are the deliberate exceptions, e.g. an internal mirror: networks, addresses or
+    # host names, as a JSON list ('["10.20.0.0/16", "mirror.lab"]'). A listed host name
+    # is trusted whatever it resolves to.
+    fetch_allow_networks: list[str] = []
+
+    @field_validator("fetch_allow_networks")
+    @classmethod
+    def _check_fetch_allow_networks(cls, value: list[str]) -> list[str]:
+        AllowList.parse(value)  # a bad entry stops the start, not the first fetch
+        return value
 
     # Pipeline operations. A running stage's worker renews its lease every quarter lease;
     # a lease that runs out means the worker died, and the reconciler (every

@@ -66,6 +66,12 @@ def queue_url(
 ) -> Channel | Video:
     url = url.strip()
     source_kind, expands = classify_url(url)
+    # An internal address written into the URL is refused now; a host name is checked
+    # when it is fetched (app.netguard): its DNS may change until then.
+    from app import netguard  # noqa: PLC0415
+
+    if netguard.literal_host_refused(url, netguard.allow_list(get_settings().fetch_allow_networks)):
+        raise IngestError(netguard.REFUSED)
     if kind == "channel":
         expands = True
     elif kind == "video":

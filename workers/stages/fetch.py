@@ -14,10 +14,26 @@
   middle: a container header can look fine on a truncated upload, the decode cannot.
 
 Bad input raises ``StageError`` with a one-line reason that goes on the video row.
+
+Where a URL may lead is app.netguard's policy (its docstring says why and where). Here it
+is applied twice: ``check_url`` before yt-dlp starts, then at connect time for every
+connection yt-dlp opens. yt-dlp gets a ``YoutubeDL`` subclass whose request director holds
+one handler, urllib's, with an HTTP(S) handler whose connections are made by
+``netguard.Guard.connect`` (http.client's ``_create_connection`` hook): the first request,
+each redirect urllib follows, the pages and media URLs an extractor asks for. Checking the
+address actually connected to, not the URL, covers redirects and defeats DNS rebinding;
+hooking the handler, not ``socket`` for the whole process, leaves the database and broker
+connections of the worker alone. What would connect past that handler is switched off:
+proxies (the check would see the proxy), FTP and file URLs (not in the opener), the
+requests and websockets handlers, and every downloader but yt-dlp's own HTTP, HLS and DASH
+ones (ffmpeg, rtmpdump, aria2c open their own sockets; ``ffmpeg_location`` points nowhere so
+that the HLS downloader cannot hand over to ffmpeg either). A refusal anywhere becomes the
+one message ``netguard.REFUSED``.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -26,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app import netguard
 from workers.types import (
     FetchedMedia,
     MediaSource,
@@ -49,11 +66,15 @@ YTDLP_FORMAT = "best[height<=720][vcodec!=none][acodec!=none]/best[vcodec!=none]
 class FetchOptions:
     timeout_s: int = 600
     max_bytes: int = 4 * 1024**3
+    # settings.fetch_allow_networks: internal destinations that may be fetched all the same.
+    allow_networks: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FetchOptions:
         return cls(
-            timeout_s=settings.fetch_timeout_s, max_bytes=settings.max_video_mb * 1024 * 1024
+            timeout_s=settings.fetch_timeout_s,
+            max_bytes=settings.max_video_mb * 1024 * 1024,
+            allow_networks=tuple(settings.fetch_allow_networks),
         )
 
 
@@ -78,20 +99,133 @@ def _ytdlp_params(options: FetchOptions) -> dict:
         "writesubtitles": False,
         "writethumbnail": False,
         "color": "no_color",
+        # Direct connections only, each checked by the guard (see the module docstring).
+        "proxy": "",
+        "hls_prefer_native": True,
+        "ffmpeg_location": os.devnull + "/no-ffmpeg",
     }
+
+
+@functools.cache
+def _guarded_ytdlp() -> type:
+    """yt-dlp's ``YoutubeDL`` whose every connection goes through a ``netguard.Guard``:
+    ``_guarded_ytdlp()(params, guard)``."""
+    import http.client  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    import yt_dlp  # noqa: PLC0415
+    from yt_dlp.downloader import get_suitable_downloader  # noqa: PLC0415
+    from yt_dlp.downloader.dash import DashSegmentsFD  # noqa: PLC0415
+    from yt_dlp.downloader.hls import HlsFD  # noqa: PLC0415
+    from yt_dlp.downloader.http import HttpFD  # noqa: PLC0415
+    from yt_dlp.networking import _urllib  # noqa: PLC0415
+
+    class GuardedHTTPHandler(_urllib.HTTPHandler):
+        """yt-dlp's HTTP(S) handler (decompression and all); connections by the guard."""
+
+        def __init__(self, guard: netguard.Guard, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self._guard = guard
+
+        def _connection(self, conn_class: type, *args, **kwargs) -> http.client.HTTPConnection:
+            conn = conn_class(*args, **kwargs)
+            conn._create_connection = self._guard.connect
+            return conn
+
+        def http_open(self, req):
+            return self.do_open(
+                functools.partial(self._connection, http.client.HTTPConnection), req
+            )
+
+        def https_open(self, req):
+            return self.do_open(
+                functools.partial(self._connection, http.client.HTTPSConnection),
+                req,
+                context=self._context,
+            )
+
+    class GuardedUrllibRH(_urllib.UrllibRH):
+        RH_NAME = "urllib (address-checked)"
+        _SUPPORTED_URL_SCHEMES = ("http", "https", "data")  # data: opens no connection
+
+        def __init__(self, *, guard: netguard.Guard, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self._guard = guard
+
+        def _create_instance(self, proxies, cookiejar, legacy_ssl_support=None):
+            # UrllibRH's opener less the proxy, FTP and file handlers: those would connect
+            # (or read) past the guard. A redirect to ftp:// or file:// fails as unknown.
+            opener = urllib.request.OpenerDirector()
+            for handler in (
+                GuardedHTTPHandler(
+                    self._guard,
+                    debuglevel=int(bool(self.verbose)),
+                    context=self._make_sslcontext(legacy_ssl_support=legacy_ssl_support),
+                ),
+                urllib.request.HTTPCookieProcessor(cookiejar),
+                urllib.request.DataHandler(),
+                urllib.request.UnknownHandler(),
+                urllib.request.HTTPDefaultErrorHandler(),
+                urllib.request.HTTPErrorProcessor(),
+                _urllib.RedirectHandler(),
+            ):
+                opener.add_handler(handler)
+            opener.addheaders = []
+            return opener
+
+    class GuardedYoutubeDL(yt_dlp.YoutubeDL):
+        def __init__(self, params: dict, guard: netguard.Guard) -> None:
+            self.guard = guard
+            super().__init__(params)
+
+        def build_request_director(self, handlers, preferences=None):
+            guarded = functools.partial(GuardedUrllibRH, guard=self.guard)
+            return super().build_request_director([guarded], preferences)
+
+        def dl(self, name, info, subtitle=False, test=False):
+            downloader = get_suitable_downloader(info, self.params, to_stdout=name == "-")
+            if downloader not in (HttpFD, HlsFD, DashSegmentsFD):
+                raise yt_dlp.utils.DownloadError(
+                    f"{info.get('protocol')} downloads are not supported"
+                )
+            return super().dl(name, info, subtitle=subtitle, test=test)
+
+    return GuardedYoutubeDL
+
+
+def _checked_start(url: str, options: FetchOptions, failure: str) -> netguard.Guard:
+    """A guard for this fetch, after the URL itself passed it (no request made yet)."""
+    guard = netguard.Guard(netguard.allow_list(options.allow_networks))
+    try:
+        guard.check_url(url)
+    except netguard.DestinationRefused as exc:
+        raise StageError(netguard.REFUSED) from exc
+    except netguard.HostUnresolved as exc:
+        raise StageError(f"{failure}: {exc}") from exc
+    return guard
+
+
+def _fetch_error(exc: BaseException, guard: netguard.Guard, failure: str) -> StageError:
+    # A refused connection reads the same wherever yt-dlp met it and however it wrapped it.
+    if guard.refused:
+        return StageError(netguard.REFUSED)
+    return StageError(f"{failure}: {_one_line(exc)}")
 
 
 def expand(url: str, options: FetchOptions | None = None) -> tuple[str | None, list[SourceEntry]]:
     """(title, entries) of a channel / playlist / feed URL, without downloading videos."""
     import yt_dlp  # noqa: PLC0415 - worker-only dependency
 
-    params = _ytdlp_params(options or FetchOptions())
+    options = options or FetchOptions()
+    failure = f"could not list {url}"
+    guard = _checked_start(url, options, failure)
+    params = _ytdlp_params(options)
     params.update({"extract_flat": "in_playlist", "noplaylist": False, "skip_download": True})
     try:
-        with yt_dlp.YoutubeDL(params) as ydl:
+        with _guarded_ytdlp()(params, guard) as ydl:
             info = ydl.extract_info(url, download=False)
     except Exception as exc:  # yt-dlp raises many types; the reason is what matters
-        raise StageError(f"could not list {url}: {_one_line(exc)}") from exc
+        raise _fetch_error(exc, guard, failure) from exc
     if info is None:
         raise StageError(f"could not list {url}: nothing found")
     entries_info = info.get("entries")
@@ -124,9 +258,8 @@ def download(
     progress: Callable[[float], None] | None = None,
 ) -> tuple[Path, str | None]:
     """Download one video into ``dest_dir`` as ``source.<ext>``. Returns (path, title)."""
-    import yt_dlp  # noqa: PLC0415
-
     options = options or FetchOptions()
+    guard = _checked_start(url, options, "download failed")
     dest_dir.mkdir(parents=True, exist_ok=True)
     for stale in dest_dir.glob("source.*"):
         stale.unlink()
@@ -148,10 +281,10 @@ def download(
         }
     )
     try:
-        with yt_dlp.YoutubeDL(params) as ydl:
+        with _guarded_ytdlp()(params, guard) as ydl:
             info = ydl.extract_info(url, download=True)
     except Exception as exc:
-        raise StageError(f"download failed: {_one_line(exc)}") from exc
+        raise _fetch_error(exc, guard, "download failed") from exc
     files = [p for p in dest_dir.glob("source.*") if not p.name.endswith((".part", ".ytdl"))]
     if not files:
         raise StageError("download failed: no file was written")
