@@ -26,6 +26,7 @@ from app.services.releases import (
     get_release,
     list_releases,
     read_manifest,
+    release_at,
     release_dir,
     verify_release,
 )
@@ -93,26 +94,32 @@ def _create(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     target: str = args.target
-    expected = None
-    folder: Path | None = None
-    if VERSION_RE.match(target):
-        with session_scope() as session:
+    with session_scope() as session:
+        release = None
+        if VERSION_RE.match(target):
             release = get_release(session=session, version=target)
-            if release is not None:
-                if release.status != "ready":
-                    return _error(f"release {target!r} is {release.status}, not ready")
-                folder, expected = release_dir(release), release.manifest_sha256
-    if folder is None:
-        if not Path(target).is_dir():
+        if release is None and Path(target).is_dir():
+            # A path is checked against the hash this database recorded at creation, as a
+            # version is: a manifest rewritten to match tampered files must not pass.
+            release = release_at(session=session, folder=Path(target))
+            folder = Path(target)
+        elif release is not None:
+            folder = release_dir(release)
+        else:
             return _error(f"no release or folder {target!r}")
-        folder = Path(target)
+        if release is not None and release.status != "ready":
+            return _error(f"release {release.version!r} is {release.status}, not ready")
+        expected = release.manifest_sha256 if release is not None else None
     problems = verify_release(folder, expected_manifest_sha256=expected)
     if problems:
         print(f"{folder}: {len(problems)} problem(s)")
         for problem in problems:
             print(f"  {problem}")
         return 1
-    print(f"{folder}: ok")
+    if expected is None:
+        print(f"{folder}: ok against its own manifest (not a release of this database)")
+    else:
+        print(f"{folder}: ok")
     return 0
 
 

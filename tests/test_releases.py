@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import stat
 import tarfile
 from pathlib import Path
@@ -486,7 +487,9 @@ def test_unreadable_images_are_left_out_and_all_unreadable_fails(
         create_release(session=session, version="v2", user=None)
 
 
-def test_cli(session: Session, settings: Settings, capsys: pytest.CaptureFixture[str]):
+def test_cli(
+    session: Session, settings: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path
+):
     _seed(session, settings)
     session.close()
 
@@ -522,6 +525,26 @@ def test_cli(session: Session, settings: Settings, capsys: pytest.CaptureFixture
 
     assert release_cli.main(["verify", "nope"]) == 1
     assert "no release or folder" in capsys.readouterr().err
+
+    # A manifest rewritten to match tampered files fails by path as by version (and so
+    # does a copy of the release elsewhere, found by the version its manifest names).
+    manifest_path = folder / MANIFEST_NAME
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["metadata.parquet"] = {
+        "sha256": hashlib.sha256(b"not parquet").hexdigest(),
+        "bytes": len(b"not parquet"),
+    }
+    manifest_path.write_text(json.dumps(manifest))
+    copy = tmp_path / "copied release"
+    shutil.copytree(folder, copy)
+    for target in ("2025.06", str(folder), str(copy)):
+        assert release_cli.main(["verify", target]) == 1, target
+        assert "recorded at release" in capsys.readouterr().out
+    manifest.pop("version", None)
+    (copy / MANIFEST_NAME).chmod(0o644)
+    (copy / MANIFEST_NAME).write_text(json.dumps(manifest))
+    assert release_cli.main(["verify", str(copy)]) == 0
+    assert "not a release of this database" in capsys.readouterr().out
 
     with Session(bind=session.get_bind()) as check:
         release = check.scalar(select(Release).where(Release.version == "2025.06"))

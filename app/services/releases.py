@@ -200,6 +200,20 @@ def verify_release(path: Path, *, expected_manifest_sha256: str | None = None) -
     return verify_folder(path, expected_manifest_sha256=expected_manifest_sha256)
 
 
+def release_at(*, session: Session, folder: Path) -> Release | None:
+    """The release stored in ``folder``, found by its place under the releases root or,
+    for a copy elsewhere, by the version its manifest names."""
+    resolved = folder.resolve()
+    for release in session.scalars(select(Release).where(Release.path.is_not(None))):
+        if release_dir(release).resolve() == resolved:
+            return release
+    try:
+        version = read_manifest(folder).get("version")
+    except (OSError, ValueError):
+        return None
+    return get_release(session=session, version=version) if isinstance(version, str) else None
+
+
 def get_release(*, session: Session, version: str) -> Release | None:
     return session.scalar(select(Release).where(Release.version == version))
 
