@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     # Web
     session_max_age_s: int = 12 * 3600
     max_upload_mb: int = 2048
+    # Unset: True in production (see _fill_and_check), False elsewhere; an explicit
+    # QUILT_COOKIE_SECURE=false still wins (a deployment that is plain HTTP on purpose).
     cookie_secure: bool = False
 
     # Bootstrap admin (make run, quilt demo). Empty password: one is generated and printed.
@@ -127,6 +129,17 @@ class Settings(BaseSettings):
     stage_resend_after_s: int = Field(default=1800, ge=1)
     reconcile_every_s: float = Field(default=60.0, gt=0)
 
+    # Login protection (app/services/logins.py). login_max_failures wrong passwords in a
+    # row lock the account for login_lockout_s; each further run of as many doubles the
+    # lock, up to login_lockout_max_s. login_ip_max_failures failed logins from one client
+    # address within login_ip_window_s refuse that address with 429 until the oldest ages
+    # out. Failures are counted in the database, so every worker process sees the same.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_s: int = Field(default=15 * 60, ge=1)
+    login_lockout_max_s: int = Field(default=24 * 3600, ge=1)
+    login_ip_max_failures: int = Field(default=20, ge=1)
+    login_ip_window_s: int = Field(default=15 * 60, ge=1)
+
     @model_validator(mode="after")
     def _fill_and_check(self) -> Settings:
         self.var_dir = Path(self.var_dir).resolve()
@@ -138,6 +151,8 @@ class Settings(BaseSettings):
             self.media_root = self.var_dir / self.media_root
         if not Path(self.releases_root).is_absolute():
             self.releases_root = self.var_dir / self.releases_root
+        if self.environment == "production" and "cookie_secure" not in self.model_fields_set:
+            self.cookie_secure = True
         if self.environment != "development" and self.secret_key == DEFAULT_SECRET:
             raise ValueError("QUILT_SECRET_KEY must be set to a private value outside development")
         return self

@@ -1,9 +1,10 @@
 """Dependencies of the routes: the logged-in user and their role.
 
 ``CurrentUser`` loads the user named by the session cookie on every request, so that a
-deactivated account loses access at once. What happens when there is none is decided by
-the exception handlers (app/web/errors.py): a redirect to /login for pages, a 401 for
-the API, a 403 for a reviewer on an admin route.
+deactivated account loses access at once, and so does a session that logout or a
+password change ended (its version is no longer the user's; app/web/security.py). What
+happens when there is none is decided by the exception handlers (app/web/errors.py): a
+redirect to /login for pages, a 401 for the API, a 403 for a reviewer on an admin route.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from fastapi import Depends, Request
 
 from app.db import SessionDep
 from app.models import Role, User
-from app.web.security import SESSION_USER, ForbiddenError, NotAuthenticatedError
+from app.web.security import (
+    SESSION_USER,
+    SESSION_VERSION,
+    ForbiddenError,
+    NotAuthenticatedError,
+)
 
 
 def get_current_user(request: Request, session: SessionDep) -> User:
@@ -22,7 +28,9 @@ def get_current_user(request: Request, session: SessionDep) -> User:
     if not isinstance(user_id, int):
         raise NotAuthenticatedError
     user = session.get(User, user_id)
-    if user is None or not user.is_active:
+    # A session without a version predates versions: it ends too (one more login).
+    version = request.session.get(SESSION_VERSION)
+    if user is None or not user.is_active or version != user.session_version:
         request.session.clear()
         raise NotAuthenticatedError
     request.state.user = user

@@ -45,7 +45,8 @@ def create_app() -> FastAPI:
         same_site="lax",
         https_only=settings.cookie_secure,
     )
-    app.add_middleware(SecurityHeadersMiddleware)
+    # HSTS in production only: a developer's http://localhost must keep working.
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.environment == "production")
     errors.install(app)
     app.mount("/static", StaticFiles(directory=REPO_ROOT / "static"), name="static")
     app.include_router(api_router)

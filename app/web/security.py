@@ -1,11 +1,19 @@
 """Sessions, CSRF tokens, security headers and safe redirects.
 
 The session is a signed cookie (Starlette's SessionMiddleware, itsdangerous) holding the
-user id and a CSRF token; nothing else is trusted from the client. Every state-changing
+user id, the user's ``session_version`` at login and a CSRF token; nothing else is
+trusted from the client. A signed cookie cannot be revoked by itself, so the version is
+what ends it: logout and a password change bump the user's version (app/services/
+users.py ``end_sessions``), and app/web/deps.py refuses a session whose version is no
+longer the user's, a cookie copied before the logout included. Every state-changing
 request (POST, PUT, PATCH, DELETE) must echo the token: forms in a hidden ``csrf_token``
 field, htmx and API clients in the ``X-CSRF-Token`` header. The one exception is
 ``POST /api/login``: its client has no token yet, and FastAPI's strict content type
 check only accepts a JSON body there, which a cross-site form cannot send.
+
+In production every answer also carries ``Strict-Transport-Security`` (browsers ignore it
+over plain HTTP, so it cannot lock out a site that has no HTTPS yet), and the session
+cookie is ``Secure`` unless QUILT_COOKIE_SECURE=false (app/settings.py).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SESSION_USER = "uid"
+SESSION_VERSION = "sv"
 SESSION_CSRF = "csrf"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
@@ -66,11 +75,19 @@ def csrf_token(request: Request) -> str:
     return token
 
 
-def start_session(request: Request, user_id: int) -> str:
-    """Log ``user_id`` in with a fresh session (and so a fresh CSRF token)."""
+def start_session(request: Request, user_id: int, session_version: int) -> str:
+    """Log ``user_id`` in with a fresh session (and so a fresh CSRF token), valid while the
+    user's session version stays ``session_version``."""
     request.session.clear()
     request.session[SESSION_USER] = user_id
+    request.session[SESSION_VERSION] = session_version
     return csrf_token(request)
+
+
+def client_address(request: Request) -> str | None:
+    """The address that login limits count against: the socket's peer, never a header
+    (see app/services/logins.py for proxies)."""
+    return request.client.host if request.client else None
 
 
 async def csrf_protect(request: Request) -> None:
@@ -117,6 +134,10 @@ def is_api(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
 
 
+# Sent in production only: a year, subdomains included. No ``preload``: that is a
+# decision for whoever owns the domain, and hard to undo.
+HSTS_HEADER = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
@@ -128,10 +149,12 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 
 class SecurityHeadersMiddleware:
     """Adds the security headers to every response (a pure ASGI middleware: it does not
-    buffer bodies, so file downloads and range requests stream as before)."""
+    buffer bodies, so file downloads and range requests stream as before); ``hsts`` adds
+    Strict-Transport-Security too."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
+        self.headers = SECURITY_HEADERS + ((HSTS_HEADER,) if hsts else ())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -143,7 +166,7 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
-                for name, value in SECURITY_HEADERS:
+                for name, value in self.headers:
                     if name not in present:
                         headers.append((name, value))
                 if b"content-security-policy" not in present:

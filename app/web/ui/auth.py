@@ -1,20 +1,28 @@
-"""Login and logout pages."""
+"""Login and logout pages.
+
+Login limits and the audit of every try are in app/services/logins.py.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from app.db import SessionDep
-from app.services import audit
-from app.services.users import authenticate
+from app.services import audit, logins
+from app.services.users import end_sessions
+from app.settings import get_settings
 from app.web.deps import CurrentUser
-from app.web.security import SESSION_USER, safe_next, start_session
+from app.web.security import SESSION_USER, client_address, safe_next, start_session
 from app.web.templating import render
 
 router = APIRouter()
+
+# Deliberately one message for a wrong password, an unknown user and a locked account.
+WRONG = "Wrong username or password."
 
 
 @router.get("/")
@@ -37,23 +45,44 @@ def login(
     password: Annotated[str, Form(max_length=1024)],
     next: Annotated[str, Form(max_length=2048)] = "/review",
 ) -> Response:
-    user = authenticate(session=session, username=username, password=password)
-    if user is None:
-        audit.record(session=session, user=None, action="user.login_failed", username=username)
-        session.commit()
+    result = logins.attempt(
+        session=session,
+        settings=get_settings(),
+        username=username,
+        password=password,
+        address=client_address(request),
+        via="web",
+    )
+    session.commit()
+    if result.outcome is logins.Outcome.address_limited:
+        minutes = math.ceil(result.retry_after_s / 60)
+        error = (
+            "Too many failed logins from this address. "
+            f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+        )
         return render(
             request,
             "auth/login.html",
-            {"next": safe_next(next), "error": "Wrong username or password.", "username": username},
+            {"next": safe_next(next), "error": error, "username": username},
+            status_code=429,
+            headers={"Retry-After": str(result.retry_after_s)},
+        )
+    if not result.ok or result.user is None:
+        return render(
+            request,
+            "auth/login.html",
+            {"next": safe_next(next), "error": WRONG, "username": username},
             status_code=400,
         )
-    start_session(request, user.id)
-    audit.record(session=session, user=user, action="user.login", via="web")
-    session.commit()
+    start_session(request, result.user.id, result.user.session_version)
     return RedirectResponse(safe_next(next), status_code=303)
 
 
 @router.post("/logout")
-def logout(request: Request, user: CurrentUser) -> Response:
+def logout(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    # Ends the user's sessions everywhere, so that a copy of this cookie is worthless too.
+    end_sessions(session=session, user=user)
+    audit.record(session=session, user=user, action="user.logout", via="web")
+    session.commit()
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
