@@ -25,6 +25,9 @@ RULES: list[tuple[str, tuple[str, ...]]] = [
     ("app.web", ("workers", "app.cli")),
     ("app.broker", ("app.services", "app.web", "workers")),
     ("app.knowledge", ("app.services", "app.web", "workers")),
+    # The fetch address policy: read by the settings and the workers, it reads nothing.
+    ("app.netguard", ("app.settings", "app.services", "app.web", "app.models", "app.db",
+                      "workers")),  # fmt: skip
     ("workers.types", ("workers.stages", "workers.vision", "workers.text", "workers.knowledge",
                        "workers.tasks", "workers.persist", "workers.runner", "app.db",
                        "app.models", "app.services")),

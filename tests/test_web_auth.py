@@ -40,6 +40,7 @@ SAMPLE_PARAMS = {
     "video_id": "1",
     "release_id": "1",
     "user_id": "1",
+    "channel_id": "1",
     "step": "1",
     "path": "frames/1/0001.jpg",
 }
@@ -74,6 +75,11 @@ def test_route_table_is_what_we_think(web_app):
     assert admin_paths - {p for p in paths if p.startswith("/admin")} == {
         "/api/videos",
         "/api/videos/{video_id}/requeue",
+        "/api/videos/{video_id}/cancel",
+        # Pipeline versions, re-runs and a channel's cancel are operations.
+        "/api/pipeline",
+        "/api/pipeline/rerun-outdated",
+        "/api/channels/{channel_id}/cancel",
         "/api/releases",
         # Adjudication and gold answers are for admins.
         "/api/adjudication",
