@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.media import new_upload_path, safe_filename
-from app.models import Channel, User, Video, VideoStatus
-from app.pipeline import FIRST_STAGE
+from app.models import Channel, StageStatus, User, Video, VideoStatus
+from app.pipeline import FIRST_STAGE, STAGE_NAMES
 from app.services import audit, dispatch
 from app.services.stage_runs import ensure_stage_rows, reset_stage_rows, stage_run
 from app.settings import get_settings
@@ -191,11 +191,17 @@ def listing_failed(*, session: Session, channel: Channel, reason: str) -> None:
 
 
 def requeue_video(
-    *, session: Session, video: Video, user: User | None, from_stage: str | None = None
+    *,
+    session: Session,
+    video: Video,
+    user: User | None,
+    from_stage: str | None = None,
+    send: bool = True,
 ) -> Video:
-    """Run the video's pipeline again, from ``from_stage`` (the first stage by default).
+    """Run the video's pipeline again, from ``from_stage`` (the first stage by default, or
+    an earlier stage that is not done: a stage needs what the ones before it made).
     Re-running replaces each stage's outputs; pairs a reviewer touched are kept."""
-    start = from_stage or FIRST_STAGE.name
+    start = _first_needed(session=session, video=video, wanted=from_stage or FIRST_STAGE.name)
     video.status, video.error = VideoStatus.queued, None
     reset_stage_rows(session, video, from_stage=start)
     dispatch.mark_queued(stage_run(session, video.id, start))
@@ -203,8 +209,16 @@ def requeue_video(
         session=session, user=user, action="video.requeue", target=f"video:{video.id}", stage=start
     )
     session.commit()
-    dispatch.send_due(session=session, video_ids=[video.id])
+    if send:
+        dispatch.send_due(session=session, video_ids=[video.id])
     return video
+
+
+def _first_needed(*, session: Session, video: Video, wanted: str) -> str:
+    for name in STAGE_NAMES[: STAGE_NAMES.index(wanted)]:
+        if stage_run(session, video.id, name).status != StageStatus.done:
+            return name
+    return wanted
 
 
 def _add_and_enqueue(
