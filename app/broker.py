@@ -18,10 +18,12 @@ from app.settings import Settings, get_settings
 # Tasks that are not stages of one video; the stages' tasks come from the table.
 TASK_EXPAND_SOURCE = "quilt.expand_source"
 TASK_RECONCILE = "quilt.reconcile"
+TASK_HOUSEKEEPING = "quilt.housekeeping"
 
 TASK_ROUTES: dict[str, dict[str, str]] = {
     TASK_EXPAND_SOURCE: {"queue": QUEUE_CPU},
     TASK_RECONCILE: {"queue": QUEUE_CPU},
+    TASK_HOUSEKEEPING: {"queue": QUEUE_CPU},
     **{stage.task_name: {"queue": stage.queue} for stage in PIPELINE},
 }
 
@@ -42,7 +44,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # The reconciler's pass (app.services.reconcile), under exactly one Celery beat:
         # `quilt worker --beat` embeds it (as `quilt demo` does), or run `celery beat`.
         "beat_schedule": {
-            "reconcile": {"task": TASK_RECONCILE, "schedule": settings.reconcile_every_s}
+            "reconcile": {"task": TASK_RECONCILE, "schedule": settings.reconcile_every_s},
+            "housekeeping": {"task": TASK_HOUSEKEEPING, "schedule": 3600.0},
         },
     }
     if settings.broker_url.startswith(("redis://", "rediss://")):

@@ -35,7 +35,12 @@ def _db(argv: list[str]) -> int:
 
 def _user(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="quilt user")
-    parser.add_argument("action", choices=["add"])
+    parser.add_argument(
+        "action",
+        choices=["add", "password", "unlock"],
+        help="add: a new account; password: set a new one (ends every session of the "
+        "user and lifts a lockout); unlock: lift a lockout now",
+    )
     parser.add_argument("username")
     parser.add_argument("--role", choices=["admin", "reviewer"], default="reviewer")
     parser.add_argument(
@@ -45,26 +50,43 @@ def _user(argv: list[str]) -> int:
         "when unset, the password is asked for on a terminal or generated",
     )
     args = parser.parse_args(argv)
-    from app.db import session_scope
-    from app.passwords import generate_password
-    from app.services.users import UserError, create_user
+    from sqlalchemy import select
 
-    password = os.environ.get(args.password_env, "")
-    generated = False
-    if not password:
-        if sys.stdin.isatty():
-            password = getpass.getpass(f"password for {args.username}: ")
-        else:
-            password, generated = generate_password(), True
+    from app.db import session_scope
+    from app.models import User
+    from app.services import users
+
+    password, generated = "", False
+    if args.action != "unlock":
+        password = os.environ.get(args.password_env, "")
+        if not password:
+            if sys.stdin.isatty():
+                password = getpass.getpass(f"password for {args.username}: ")
+            else:
+                from app.passwords import generate_password
+
+                password, generated = generate_password(), True
     try:
         with session_scope() as session:
-            create_user(session=session, username=args.username, password=password, role=args.role)
-    except UserError as exc:
+            if args.action == "add":
+                users.create_user(
+                    session=session, username=args.username, password=password, role=args.role
+                )
+                done = f"created {args.role} {args.username}"
+            else:
+                user = session.scalar(select(User).where(User.username == args.username))
+                if user is None:
+                    raise users.UserError(f"no user {args.username!r}")
+                if args.action == "password":
+                    users.set_password(session=session, user=user, password=password)
+                    done = f"new password for {args.username}; their sessions have ended"
+                else:
+                    users.unlock(user=user)
+                    done = f"unlocked {args.username}"
+    except users.UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(
-        f"created {args.role} {args.username}" + (f" with password {password}" if generated else "")
-    )
+    print(done + (f" with password {password}" if generated else ""))
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -63,6 +64,24 @@ def test_db_user_ingest_release(settings, session) -> None:
 
     generated = _quilt(settings, "user", "add", "bob")
     assert generated.returncode == 0 and "with password " in generated.stdout
+
+    # A password reset ends alice's sessions and lifts a lockout; unlock lifts one alone.
+    user.failed_logins, user.locked_until = 5, dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+    session.commit()
+    version = user.session_version
+    reset = _quilt(settings, "user", "password", "alice", QUILT_NEW_PASSWORD="another-long-one")
+    assert reset.returncode == 0, reset.stderr
+    session.expire_all()
+    user = session.scalar(select(User).where(User.username == "alice"))
+    assert verify_password(user.password_hash, "another-long-one")
+    assert user.session_version == version + 1 and user.locked_until is None
+    user.failed_logins, user.locked_until = 5, dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+    session.commit()
+    assert _quilt(settings, "user", "unlock", "alice").returncode == 0
+    session.expire_all()
+    assert session.scalar(select(User).where(User.username == "alice")).locked_until is None
+    nobody = _quilt(settings, "user", "unlock", "nobody")
+    assert nobody.returncode == 1 and nobody.stderr.startswith("error: no user 'nobody'")
 
     proc = _quilt(settings, "ingest", str(DEMO_VIDEO))
     assert proc.returncode == 0 and proc.stdout.startswith("queued video ")

@@ -13,10 +13,10 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app import broker
-from app.models import Channel, StageRun, StageStatus, Video, utcnow
+from app.models import Channel, LoginFailure, StageRun, StageStatus, Video, utcnow
 from app.pipeline import FIRST_STAGE, stage
 from app.services import control, dispatch
 from app.services.ingest import queue_file, queue_url, requeue_video
@@ -244,3 +244,16 @@ def test_a_changed_setting_makes_runs_outdated_and_rerun_replaces_them(
     assert _run(session, video.id, "align").status == StageStatus.queued
     assert _run(session, video.id, "text").status == StageStatus.done  # earlier stages kept
     assert (stage("align").task_name, [video.id]) in _sent(settings)
+
+
+def test_housekeeping_drops_failed_logins_that_no_longer_count(settings, session) -> None:
+    old = utcnow() - dt.timedelta(seconds=settings.login_ip_window_s + 60)
+    session.add_all(
+        [
+            LoginFailure(address="10.0.0.9", username="x", at=old),
+            LoginFailure(address="10.0.0.9", username="x", at=utcnow()),
+        ]
+    )
+    session.commit()
+    assert tasks.housekeeping() == {"login_failures_pruned": 1}
+    assert session.scalar(select(func.count()).select_from(LoginFailure)) == 1

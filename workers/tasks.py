@@ -19,7 +19,7 @@ from app import broker
 from app.db import session_scope
 from app.models import Channel
 from app.pipeline import FIRST_STAGE, PIPELINE, Stage
-from app.services import ingest
+from app.services import ingest, logins
 from app.services.dispatch import send_due
 from app.services.reconcile import reconcile as reconcile_pipeline
 from app.settings import get_settings
@@ -105,3 +105,10 @@ def reconcile() -> dict:
     """Celery beat's periodic pass (app.services.reconcile): lost work made due again."""
     with session_scope() as s:
         return dataclasses.asdict(reconcile_pipeline(session=s))
+
+
+@celery_app.task(name=broker.TASK_HOUSEKEEPING, queue=FIRST_STAGE.queue, time_limit=600)
+def housekeeping() -> dict:
+    """Hourly: drop failed logins too old to count against any address."""
+    with session_scope() as s:
+        return {"login_failures_pruned": logins.prune_failures(s, get_settings())}
