@@ -1,7 +1,7 @@
 """ASR stage on real media made on the fly (espeak-ng + ffmpeg) and the real tiny.en model.
 
-Bad inputs come from ``tests/media.py``: silence, Spanish and German narration, no audio
-track, corrupt, empty and non-video files. Nothing is mocked.
+Bad inputs come from ``tests/support/media.py``: silence, Spanish and German narration, no
+audio track, corrupt, empty and non-video files. Nothing is mocked.
 """
 
 from __future__ import annotations

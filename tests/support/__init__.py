@@ -1,1 +1,2 @@
-"""Helpers shared by the tests (not fixtures: those are in tests/conftest.py)."""
+"""Helpers shared by the tests, the benches and scripts/make_demo.py (not fixtures: those
+are in tests/conftest.py)."""
