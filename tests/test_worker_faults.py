@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -201,3 +203,100 @@ def test_a_broker_restart_without_persistence_loses_no_video(
         # the same file as the first.
         again = s.get(Video, second.id)
         assert (again.status, again.duplicate_of_id) == ("skipped", first.id)
+
+
+# --- a database restart ----------------------------------------------------------------
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    if not found:
+        pytest.fail(f"PostgreSQL's {name} is not installed (make test installs postgresql)")
+    return str(found[-1])
+
+
+def _as_postgres(args: list[str]) -> list[str]:
+    # initdb and postgres refuse to run as root; the postgresql package makes this user.
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+
+class PrivatePostgres:
+    """A throwaway PostgreSQL cluster on a free port, which the test may restart."""
+
+    def __init__(self, folder: Path) -> None:
+        self.data, self.port = folder / "data", free_port()
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(folder, "postgres", "postgres")
+        subprocess.run(
+            _as_postgres(
+                [_pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres"]
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        self.log = folder / "server.log"
+
+    def _ctl(self, *args: str) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data}"
+        subprocess.run(
+            _as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log),
+                          "-o", options, "-w", *args]),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        self._ctl("start")
+
+    def restart(self) -> None:
+        self._ctl("-m", "fast", "restart")
+
+    def stop(self) -> None:
+        self._ctl("-m", "immediate", "stop")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+
+def test_a_database_restart_mid_stage_loses_no_video(
+    tmp_path, private_redis, reference_pairs, monkeypatch
+) -> None:
+    from app.migrate import upgrade
+    from app.settings import get_settings
+
+    # Outside pytest's own temporary folder, which only root may enter.
+    folder = Path(tempfile.mkdtemp(prefix="quilt-pg-"))
+    server = PrivatePostgres(folder)
+    server.start()
+    try:
+        upgrade(server.url)
+        monkeypatch.setenv("QUILT_DATABASE_URL", server.url)
+        monkeypatch.setenv("QUILT_VAR_DIR", str(tmp_path / "var"))
+        monkeypatch.setenv("QUILT_BROKER_URL", f"redis://127.0.0.1:{private_redis[0]}/0")
+        get_settings.cache_clear()
+        app_db.reset_engine()
+        from app import broker
+
+        broker.client.cache_clear()
+        settings = get_settings()
+        env = app_env(
+            settings.database_url,
+            settings.var_dir,
+            QUILT_BROKER_URL=settings.broker_url,
+            **FAST_OPERATIONS,
+        )
+        with app_db.get_sessionmaker()() as s:
+            video = queue_file(session=s, path=DEMO_VIDEO, user=None, trusted=True)
+        with running(_worker_args(), env=env, log=tmp_path / "worker.log"):
+            _wait_until(_stage_status(video.id, "asr"), 180, "asr running")
+            server.restart()  # every connection of the worker is cut mid-stage
+            app_db.reset_engine()
+            _wait_until(_finished(video.id), 300, "the video finished")
+        _assert_finished_cleanly(video.id, reference_pairs)
+    finally:
+        app_db.reset_engine()
+        get_settings.cache_clear()
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
