@@ -148,10 +148,12 @@ def test_a_failed_upload_can_be_requeued_and_finds_its_source(
     assert error.startswith("fetch: not a readable video file"), error
 
 
-# Settings that change how fast or where a stage runs, or how it reaches a service, but
-# not what it produces: they stay out of the pipeline version.
+# Settings that change how fast or where a stage runs, how it reaches a service, or
+# whether it takes an input at all (the size limits), but not what it produces from an
+# input it takes: they stay out of the pipeline version.
 NOT_OUTPUT = {"asr_device", "asr_compute_type", "asr_batch_size", "llm_api_key", "llm_timeout_s",
-              "var_dir", "histology_device"}  # fmt: skip
+              "var_dir", "histology_device", "max_video_duration_s", "max_video_frames",
+              "max_video_pixels"}  # fmt: skip
 
 
 def _perturbed(value: object) -> object | None:
