@@ -7,6 +7,7 @@ quilt worker [-Q cpu,gpu]             run a Celery worker
 quilt serve [--port N]                run the web app
 quilt pipeline run VIDEO --out DIR    run the pipeline on one video, no database or broker
 quilt release create|verify|list      freeze approved pairs into a release; check one
+quilt gc [--dry-run]                  delete sources past retention and orphan media folders
 quilt demo                            everything at once on the embedded default (make run)
 """
 
@@ -212,6 +213,61 @@ def _release(argv: list[str]) -> int:
     return release_main(argv)
 
 
+def _size(n: int) -> str:
+    """Bytes for people: 999 bytes, 1.0 KB, 3.7 MB (powers of 1000)."""
+    if n < 1000:
+        return f"{n} bytes"
+    value = float(n)
+    for unit in ("KB", "MB", "GB", "TB"):
+        value /= 1000
+        if round(value, 1) < 1000 or unit == "TB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+def _gc(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="quilt gc",
+        description="Delete the source media of done or skipped videos that finished more "
+        "than QUILT_DELETE_SOURCE_AFTER_S ago (frames, text and releases stay), and media "
+        "folders whose video no longer exists. Only inside the media root; links are left "
+        "alone.",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="list what would be deleted, with sizes"
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    from app.db import session_scope
+    from app.services.storage import as_dict, collect_garbage
+
+    with session_scope() as session:
+        report = collect_garbage(session, dry_run=args.dry_run)
+    if args.json:
+        import json
+
+        print(json.dumps(as_dict(report), indent=2))
+        return 0
+    if report.retention_s is None:
+        print("sources are kept: QUILT_DELETE_SOURCE_AFTER_S is not set")
+    else:
+        print(
+            f"sources of done or skipped videos are deleted {report.retention_s} s after they finish"
+        )
+    verb = "would delete" if report.dry_run else "deleted"
+    for item in report.items:
+        shared = "" if item.freed_bytes == item.bytes else " (another link keeps the data)"
+        print(
+            f"{verb} {item.kind} of video {item.video_id}: {item.path} {item.bytes} bytes{shared}"
+        )
+    for skip in report.skipped:
+        print(f"left alone {skip.path}: {skip.reason}")
+    total = f"{len(report.items)} items, {report.bytes} bytes ({_size(report.bytes)})"
+    freed = _size(report.freed_bytes)
+    print(f"{total}; " + (f"would free {freed}" if report.dry_run else f"freed {freed}"))
+    return 0
+
+
 def _demo(argv: list[str]) -> int:
     from app.demo import main as demo_main
 
@@ -226,6 +282,7 @@ COMMANDS = {
     "serve": _serve,
     "pipeline": _pipeline,
     "release": _release,
+    "gc": _gc,
     "demo": _demo,
 }
 

@@ -140,6 +140,20 @@ class Settings(BaseSettings):
     login_ip_max_failures: int = Field(default=20, ge=1)
     login_ip_window_s: int = Field(default=15 * 60, ge=1)
 
+    # Operations: the worker page and the media store's upkeep (app/services/workers_health.py,
+    # app/services/storage.py). worker_inspect_timeout_s: how long the worker page waits
+    # for the workers' replies (the filesystem broker adds its polling interval, a second).
+    # delete_source_after_s: `quilt gc` deletes the source media of a done or skipped video
+    # this long after it finished (its frames and text stay); unset or empty: sources are
+    # kept. Re-running fetch places the source again from where it came from.
+    worker_inspect_timeout_s: float = Field(default=1.0, gt=0, le=10)
+    delete_source_after_s: int | None = Field(default=None, ge=0)
+
+    @field_validator("delete_source_after_s", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
     def _fill_and_check(self) -> Settings:
         self.var_dir = Path(self.var_dir).resolve()

@@ -10,6 +10,7 @@ from app.web.api import (
     dashboards,
     history,
     meta,
+    operations,
     pairs,
     pipeline,
     releases,
@@ -17,5 +18,16 @@ from app.web.api import (
 )
 
 router = APIRouter(prefix="/api")
-for _module in (auth, pairs, history, adjudication, dashboards, videos, pipeline, releases, meta):
+for _module in (
+    auth,
+    pairs,
+    history,
+    adjudication,
+    dashboards,
+    videos,
+    pipeline,
+    releases,
+    operations,
+    meta,
+):
     router.include_router(_module.router)

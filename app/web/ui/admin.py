@@ -14,7 +14,7 @@ from app.db import SessionDep
 from app.media import UnsafePathError, resolve_inside
 from app.models import Release, Role, TranscriptSegment, User, Video
 from app.pipeline import STAGE_NAMES
-from app.services import audit, control, ingest, releases
+from app.services import audit, control, ingest, releases, storage, workers_health
 from app.services.users import UserError, create_user
 from app.web import errors, events, queries
 from app.web.deps import AdminUser, get_admin_user
@@ -156,6 +156,7 @@ def video_detail(video_id: int, request: Request, session: SessionDep, user: Adm
         "segments": segments,
         "segment_count": queries.segment_count(session=session, video_id=video_id),
         "segments_shown": SEGMENTS_SHOWN,
+        "storage": storage.video_storage(session, video),
     }
     return render(request, "admin/video.html", context)
 
@@ -375,3 +376,23 @@ def set_active(
         return RedirectResponse("/admin/users", status_code=303)
     state = "active" if active else "deactivated"
     return _users(request, session, message=f"{target.username} is {state}.")
+
+
+# --- workers ------------------------------------------------------------------------
+
+
+def _workers_context(session: Session) -> dict[str, Any]:
+    return {"report": workers_health.workers_report(session)}
+
+
+@router.get("/workers")
+def workers_page(request: Request, session: SessionDep, user: AdminUser) -> Response:
+    """The workers, the queues and the running stages; the panel refreshes itself."""
+    return render(
+        request, "admin/workers.html", _workers_context(session), partial="admin/_workers.html"
+    )
+
+
+@router.get("/workers/panel")
+def workers_panel(request: Request, session: SessionDep, user: AdminUser) -> Response:
+    return render(request, "admin/_workers.html", _workers_context(session))
