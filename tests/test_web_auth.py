@@ -80,6 +80,14 @@ def test_route_table_is_what_we_think(web_app):
         "/api/pipeline",
         "/api/pipeline/rerun-outdated",
         "/api/channels/{channel_id}/cancel",
+        # Operations: workers and queues, disk use.
+        "/api/workers",
+        "/api/storage",
+        "/api/storage/videos/{video_id}",
+        # Channels: their filters, re-crawl and listing on demand.
+        "/api/channels",
+        "/api/channels/{channel_id}",
+        "/api/channels/{channel_id}/crawl",
         "/api/releases",
         # Adjudication and gold answers are for admins.
         "/api/adjudication",

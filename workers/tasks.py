@@ -71,12 +71,13 @@ STAGE_TASKS: dict[str, Task] = {stage.name: _stage_task(stage) for stage in PIPE
 )
 def expand_source(channel_id: int) -> int:
     """List a channel / playlist / feed; the ingest service records one video row per new
-    entry, and each starts the pipeline."""
+    entry that the channel's filters take (with what the listing said of it), and each
+    starts the pipeline. A channel whose queue was cancelled is not listed."""
     from workers.stages import fetch  # noqa: PLC0415 - yt-dlp only where it runs
 
     with session_scope() as s:
         channel = s.get(Channel, channel_id)
-        if channel is None:
+        if channel is None or channel.status == "cancelled":
             return 0
         url = channel.url
     try:

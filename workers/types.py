@@ -88,12 +88,39 @@ class FetchedMedia:
 
 @dataclass
 class SourceEntry:
-    """One video found by expanding a source URL (a channel or playlist gives many)."""
+    """One video found by expanding a source URL (a channel or playlist gives many), with
+    what the listing said of it. yt-dlp's flat extraction makes one request per page of
+    the listing and none per video, so only some fields are ever there (None otherwise):
+
+    - YouTube channels and playlists: title, duration, uploader and channel (name, id),
+      view count, availability (public, unlisted, ...), live status, and an upload date
+      that is approximate (from "3 weeks ago": yt-dlp's ``approximate_date``).
+    - RSS / podcast feeds (the generic extractor): title, duration (``itunes:duration``)
+      and the upload date (``pubDate``).
+    - license and captions are not in a flat listing of either; they are kept when an
+      extractor gives full video entries in its listing.
+    """
 
     url: str
     title: str | None = None
     external_id: str | None = None
     duration_s: float | None = None
+    uploader: str | None = None
+    channel: str | None = None
+    channel_id: str | None = None
+    upload_date: str | None = None  # ISO date, YYYY-MM-DD
+    view_count: int | None = None
+    availability: str | None = None
+    live_status: str | None = None
+    license: str | None = None
+    # Whether subtitles or automatic captions exist (None: the listing does not say).
+    has_captions: bool | None = None
+
+    def source_info(self) -> dict[str, Any]:
+        """The source's metadata as ``Video.source_info`` keeps it: the fields the listing
+        gave, less the url, title and duration (their own columns)."""
+        skip = ("url", "title", "duration_s")
+        return {k: v for k, v in asdict(self).items() if k not in skip and v is not None}
 
 
 # --- asr -----------------------------------------------------------------------------

@@ -3,23 +3,24 @@
 Sources: a local file (CLI, or the admin page within settings.import_dirs), an upload, an
 http(s) URL to a media file, a YouTube video URL, or a channel/playlist URL (YouTube or
 any feed yt-dlp understands) that a worker lists; ``add_listed_videos`` then makes one
-video row per new entry. The worker only lists: which rows exist is decided here.
+video row per new entry that the channel's filters take (app.services.channels). The
+worker only lists: which rows exist is decided here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 from urllib.parse import parse_qs, urlparse
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.media import new_upload_path, safe_filename
-from app.models import Channel, StageStatus, User, Video, VideoStatus
+from app.media import UnsafePathError, media_root, new_upload_path, resolve_inside, safe_filename
+from app.models import Channel, StageStatus, User, Video, VideoStatus, utcnow
 from app.pipeline import FIRST_STAGE, STAGE_NAMES
-from app.services import audit, dispatch
+from app.services import audit, channels, dispatch
 from app.services.stage_runs import ensure_stage_rows, reset_stage_rows, stage_run
 from app.settings import get_settings
 
@@ -37,6 +38,11 @@ class ListedVideo(Protocol):
     url: str
     title: str | None
     duration_s: float | None
+    upload_date: str | None  # YYYY-MM-DD
+
+    def source_info(self) -> dict[str, Any]:
+        """What the listing said of the video, for ``Video.source_info``."""
+        ...
 
 
 def classify_url(url: str) -> tuple[str, bool]:
@@ -63,7 +69,12 @@ def queue_url(
     user: User | None,
     kind: SourceKind = "auto",
     enqueue: bool = True,
+    filters: Mapping[str, Any] | None = None,
+    recrawl_every_s: int | None = None,
 ) -> Channel | Video:
+    """Queue a video URL, or a channel / playlist / feed to be listed. For a channel,
+    ``filters`` (app.services.channels.ChannelFilters; None keeps a queued-again
+    channel's own) and ``recrawl_every_s`` (None: list again only when asked) apply."""
     url = url.strip()
     source_kind, expands = classify_url(url)
     # An internal address written into the URL is refused now; a host name is checked
@@ -77,12 +88,20 @@ def queue_url(
     elif kind == "video":
         expands = False
     if expands:
+        try:
+            rules = channels.ChannelFilters.parse(filters) if filters is not None else None
+            every = channels.check_recrawl(recrawl_every_s)
+        except channels.ChannelError as exc:
+            raise IngestError(str(exc)) from exc
         channel = session.scalar(select(Channel).where(Channel.url == url))
         if channel is None:
-            channel = Channel(url=url, status="queued")
+            channel = Channel(url=url, filters=channels.ChannelFilters().to_json())
             session.add(channel)
-        else:
-            channel.status, channel.error = "queued", None
+        if rules is not None:
+            channel.filters = rules.to_json()
+        if every is not None:
+            channel.recrawl_every_s = every
+        channels.mark_listing_due(channel)
         session.flush()
         audit.record(
             session=session,
@@ -90,6 +109,8 @@ def queue_url(
             action="channel.queue",
             target=f"channel:{channel.id}",
             url=url,
+            filters=channel.filters,
+            recrawl_every_s=channel.recrawl_every_s,
         )
         session.commit()
         if enqueue:
@@ -155,38 +176,82 @@ def queue_upload(*, session: Session, filename: str, stream: BinaryIO, user: Use
 def add_listed_videos(
     *, session: Session, channel: Channel, title: str | None, entries: Iterable[ListedVideo]
 ) -> list[int]:
-    """Record a channel's listing: one queued video row per entry
-    not seen before in this channel, its first stage due. Returns the new videos' ids, for
-    the caller to send once this session commits (``dispatch.send_due``)."""
+    """Record a channel's listing: one queued video row per entry not seen before in this
+    channel that the channel's filters take (with ``skip_seen``, not one that is a video
+    elsewhere either), its first stage due; the others are counted, and the filtered ones
+    named with the reason, in the listing's record (app.services.channels). Sets
+    ``crawled_at``. Returns the new videos' ids, for the caller to send once this session
+    commits (``dispatch.send_due``). A channel cancelled meanwhile gets nothing."""
+    # One listing of a channel at a time (Postgres: the row lock waits for another
+    # listing's commit, and then this one sees its videos as known).
+    session.refresh(channel, with_for_update=True)
+    if channel.status == "cancelled":
+        return []
     channel.title = title or channel.title
+    rules = channels.ChannelFilters.stored(channel.filters)
+    entries = list(entries)
     known = set(session.scalars(select(Video.source_url).where(Video.channel_id == channel.id)))
+    elsewhere = _videos_by_url(session, [e.url for e in entries if e.url not in known])
+    listing = channels.Listing()
     new_ids: list[int] = []
     for entry in entries:
+        listing.listed += 1
         url = entry.url
         if url in known:
+            listing.known += 1
             continue
         known.add(url)
         try:
             source_kind, _ = classify_url(url)
         except IngestError:
-            continue  # a feed may list things that are not http(s) media: nothing to fetch
+            # A feed may list things that are not http(s) media: nothing to fetch.
+            listing.turn_away(entry, "not an http(s) URL")
+            continue
+        reason = rules.rejects(entry)
+        if reason is None and rules.skip_seen and url in elsewhere:
+            reason = f"already seen: video #{elsewhere[url]}"
+        if reason is not None:
+            listing.turn_away(entry, reason)
+            continue
         video = Video(
             channel_id=channel.id,
             source_kind=source_kind,
             source_url=url,
             title=entry.title or url,
             duration_s=entry.duration_s,
+            source_info=entry.source_info(),
         )
         session.add(video)
         session.flush()
         ensure_stage_rows(session, video)
         dispatch.mark_queued(stage_run(session, video.id, FIRST_STAGE.name))
         new_ids.append(video.id)
+    listing.added = len(new_ids)
     channel.status, channel.error = "done", None
+    channel.crawled_at = utcnow()
+    channels.record_listing(session=session, channel=channel, listing=listing)
     return new_ids
 
 
+def _videos_by_url(session: Session, urls: list[str], chunk: int = 500) -> dict[str, int]:
+    """{url: id of the first video with that source URL} for those of ``urls`` that are."""
+    found: dict[str, int] = {}
+    unique = sorted(set(urls))
+    for i in range(0, len(unique), chunk):
+        rows = session.execute(
+            select(Video.source_url, func.min(Video.id))
+            .where(Video.source_url.in_(unique[i : i + chunk]))
+            .group_by(Video.source_url)
+        )
+        found.update({url: int(video_id) for url, video_id in rows})
+    return found
+
+
 def listing_failed(*, session: Session, channel: Channel, reason: str) -> None:
+    """The listing could not be made: the channel says why (a cancelled one stays so).
+    With a re-crawl interval it is tried again an interval after it was sent."""
+    if channel is None or channel.status == "cancelled":
+        return
     channel.status, channel.error = "failed", reason
 
 
@@ -218,7 +283,18 @@ def _first_needed(*, session: Session, video: Video, wanted: str) -> str:
     for name in STAGE_NAMES[: STAGE_NAMES.index(wanted)]:
         if stage_run(session, video.id, name).status != StageStatus.done:
             return name
+    if wanted != FIRST_STAGE.name and not _source_on_disk(video):
+        return FIRST_STAGE.name  # its source was deleted (quilt gc): fetch it again first
     return wanted
+
+
+def _source_on_disk(video: Video) -> bool:
+    if not video.media_path:
+        return False
+    try:
+        return resolve_inside(media_root(), video.media_path).is_file()
+    except UnsafePathError:
+        return False
 
 
 def _add_and_enqueue(

@@ -9,9 +9,12 @@ per deployment) and looks for:
 - a video still processing with no stage due or running, for longer than a lease: the
   first stage not done is queued (a crash between one stage's end and the next being
   made due; a video queued before the outbox existed);
-- then, through the outbox (app.services.dispatch), every queued run whose message was
-  never sent, and every one sent longer ago than ``settings.stage_resend_after_s`` that
-  never started (a message lost with a broker restart).
+- a channel with a re-crawl interval whose last listing is that old
+  (app.services.channels): its listing is queued again (new videos only);
+- then, through the outbox (app.services.dispatch), every queued run or listing whose
+  message was never sent, and every one sent longer ago than
+  ``settings.stage_resend_after_s`` that never started (a message lost with a broker
+  restart).
 
 Everything it does is safe to do twice: the worker's atomic claim turns a duplicate
 message into a no-op.
@@ -28,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from app.models import StageRun, StageStatus, Video, VideoStatus, utcnow
 from app.pipeline import FIRST_STAGE, STAGE_NAMES
+from app.services.channels import queue_due_crawls
 from app.services.dispatch import mark_queued, send_due
 from app.services.stage_runs import fail_video, stage_run
 from app.settings import get_settings
@@ -41,6 +45,7 @@ class Reconciled:
     lost_failed: int = 0
     successors_queued: int = 0
     videos_started: int = 0
+    channels_due: int = 0  # listed again: their re-crawl interval passed
     sent: int = 0
     broker_down: str | None = None
 
@@ -90,6 +95,7 @@ def reconcile(*, session: Session, now: dt.datetime | None = None, limit: int = 
             report.videos_started += 1
         else:
             report.successors_queued += 1
+    report.channels_due = queue_due_crawls(session=session, now=now, limit=limit)
     session.commit()
 
     resend_before = now - dt.timedelta(seconds=settings.stage_resend_after_s)

@@ -213,14 +213,25 @@ def _fetch_error(exc: BaseException, guard: netguard.Guard, failure: str) -> Sta
 
 
 def expand(url: str, options: FetchOptions | None = None) -> tuple[str | None, list[SourceEntry]]:
-    """(title, entries) of a channel / playlist / feed URL, without downloading videos."""
+    """(title, entries) of a channel / playlist / feed URL, without downloading videos.
+    Each entry keeps what the flat listing said of the video (``SourceEntry`` lists which
+    fields a YouTube listing and a feed give)."""
     import yt_dlp  # noqa: PLC0415 - worker-only dependency
 
     options = options or FetchOptions()
     failure = f"could not list {url}"
     guard = _checked_start(url, options, failure)
     params = _ytdlp_params(options)
-    params.update({"extract_flat": "in_playlist", "noplaylist": False, "skip_download": True})
+    params.update(
+        {
+            "extract_flat": "in_playlist",
+            "noplaylist": False,
+            "skip_download": True,
+            # YouTube's listing says "3 weeks ago", not a date; yt-dlp turns that into an
+            # approximate upload date only when asked. No extra request is made.
+            "extractor_args": {"youtubetab": {"approximate_date": [""]}},
+        }
+    )
     try:
         with _guarded_ytdlp()(params, guard) as ydl:
             info = ydl.extract_info(url, download=False)
@@ -239,16 +250,71 @@ def expand(url: str, options: FetchOptions | None = None) -> tuple[str | None, l
         if not entry_url:
             continue
         # yt-dlp may "smuggle" extractor hints into a URL fragment; store the plain URL.
-        entry_url, _hints = yt_dlp.utils.unsmuggle_url(entry_url)
-        entries.append(
-            SourceEntry(
-                url=entry_url,
-                title=entry.get("title"),
-                external_id=entry.get("id"),
-                duration_s=entry.get("duration"),
-            )
-        )
+        entry_url, hints = yt_dlp.utils.unsmuggle_url(entry_url)
+        entries.append(_source_entry(entry_url, entry, hints or {}))
     return info.get("title"), entries
+
+
+def _source_entry(url: str, entry: dict, hints: dict) -> SourceEntry:
+    """One listed video: what yt-dlp's flat entry says of it, typed and bounded. A flat
+    entry is the extractor's raw dict: yt-dlp's own derived fields (``upload_date`` from
+    ``timestamp``) are not filled in, so that is done here. A feed's item id (its guid)
+    comes smuggled in the URL (``force_videoid``)."""
+
+    def text(key: str, limit: int = 512) -> str | None:
+        value = entry.get(key)
+        return str(value)[:limit] if value not in (None, "") else None
+
+    def number(key: str) -> float | None:
+        value = entry.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            return None
+        return value
+
+    views = number("view_count")
+    return SourceEntry(
+        url=url,
+        title=text("title"),
+        external_id=text("id", 256) or _text_or_none(hints.get("force_videoid")),
+        duration_s=number("duration"),
+        uploader=text("uploader"),
+        channel=text("channel"),
+        channel_id=text("channel_id", 256),
+        upload_date=_iso_date(entry.get("upload_date"), entry.get("timestamp")),
+        view_count=int(views) if views is not None else None,
+        availability=text("availability", 64),
+        live_status=text("live_status", 64),
+        license=text("license"),
+        has_captions=_has_captions(entry),
+    )
+
+
+def _text_or_none(value: object, limit: int = 256) -> str | None:
+    return str(value)[:limit] if value not in (None, "") else None
+
+
+def _iso_date(upload_date: object, timestamp: object) -> str | None:
+    """YYYY-MM-DD from yt-dlp's ``upload_date`` (YYYYMMDD) or else its ``timestamp``
+    (seconds since the epoch, UTC); None when neither is usable."""
+    if isinstance(upload_date, str) and len(upload_date) == 8 and upload_date.isdigit():
+        return f"{upload_date[:4]}-{upload_date[4:6]}-{upload_date[6:]}"
+    if isinstance(timestamp, (int, float)) and not isinstance(timestamp, bool):
+        import datetime as dt  # noqa: PLC0415 - kept local to the listing's helpers
+
+        try:
+            return dt.datetime.fromtimestamp(timestamp, dt.UTC).date().isoformat()
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
+
+
+def _has_captions(entry: dict) -> bool | None:
+    """Whether the entry lists subtitles or automatic captions; None when it says nothing
+    of either (a flat listing never does)."""
+    found = [entry[key] for key in ("subtitles", "automatic_captions") if key in entry]
+    if not found:
+        return None
+    return any(bool(tracks) for tracks in found)
 
 
 def download(

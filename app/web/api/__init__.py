@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from app.web.api import (
     adjudication,
     auth,
+    channels,
     dashboards,
     history,
     meta,
@@ -25,6 +26,7 @@ for _module in (
     adjudication,
     dashboards,
     videos,
+    channels,
     pipeline,
     releases,
     operations,

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from app.models import SUBPATHOLOGIES, RejectReason
 from app.services.adjudication import Vote
 from app.services.agreement import AgreementReport, EditDistance, PairwiseAgreement
+from app.services.channels import ChannelYield, FilteredEntry, Listing
 from app.services.dashboards import Progress, ReviewerStats, ThroughputBucket
 from app.services.gold import GoldAccuracy
 from app.services.review import BatchOutcome, HistoryEntry, ReviewerHistoryItem
@@ -310,3 +311,82 @@ ProgressOut = _out(
 )
 ReviewerStatsOut = _out(ReviewerStats, "ReviewerStatsOut")
 ThroughputOut = _out(ThroughputBucket, "ThroughputOut")
+
+
+# --- channels -------------------------------------------------------------------------
+
+
+class ChannelFiltersIn(BaseModel):
+    """Which listed videos a channel takes (app.services.channels.ChannelFilters). A
+    listing that does not say a video's duration or upload date lets it through those."""
+
+    model_config = ConfigDict(extra="forbid")
+    min_duration_s: float | None = Field(None, ge=0, le=7 * 86400)
+    max_duration_s: float | None = Field(None, ge=0, le=7 * 86400)
+    include_keywords: list[Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Take a title with any of these (case-insensitive); empty: any title.",
+    )
+    exclude_keywords: list[Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Leave out a title with any of these (case-insensitive).",
+    )
+    uploaded_after: dt.date | None = Field(None, description="Uploaded on or after this date.")
+    skip_seen: bool = Field(True, description="Leave out a URL that is a video elsewhere already.")
+
+
+class ChannelFiltersOut(ChannelFiltersIn):
+    model_config = ConfigDict(extra="ignore")
+
+
+RecrawlSeconds = Annotated[int, Field(ge=600, le=366 * 86400)]
+
+
+class ChannelQueueIn(BaseModel):
+    url: str = Field(min_length=1, max_length=2048)
+    filters: ChannelFiltersIn | None = None
+    recrawl_every_s: RecrawlSeconds | None = Field(
+        None, description="List the channel again this often (new videos only); null: never."
+    )
+
+
+class ChannelPatchIn(BaseModel):
+    """What is sent is replaced (``filters`` as a whole); ``recrawl_every_s: null`` stops
+    the re-crawl."""
+
+    model_config = ConfigDict(extra="forbid")
+    filters: ChannelFiltersIn | None = None
+    recrawl_every_s: RecrawlSeconds | None = None
+
+
+class ChannelOut(BaseModel):
+    id: int
+    url: str
+    title: str | None
+    status: str
+    error: str | None
+    created_at: dt.datetime
+    crawled_at: dt.datetime | None
+    next_crawl_at: dt.datetime | None
+    recrawl_every_s: int | None
+    filters: ChannelFiltersOut
+    video_count: int
+
+
+FilteredEntryOut = _out(FilteredEntry, "FilteredEntryOut")
+ListingOut = _out(Listing, "ListingOut", filtered_entries=(list[FilteredEntryOut], ...))
+ChannelYieldOut = _out(ChannelYield, "ChannelYieldOut")
+
+
+class ChannelDetailOut(ChannelOut):
+    yield_: ChannelYieldOut = Field(alias="yield")
+    last_listing: ListingOut | None
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class CrawlOut(BaseModel):
+    channel_id: int
+    status: str
+    broker_down: str | None
