@@ -257,3 +257,21 @@ def test_housekeeping_drops_failed_logins_that_no_longer_count(settings, session
     session.commit()
     assert tasks.housekeeping() == {"login_failures_pruned": 1}
     assert session.scalar(select(func.count()).select_from(LoginFailure)) == 1
+
+
+def test_running_again_from_a_later_stage_fetches_first_when_the_source_is_gone(
+    settings, session
+) -> None:
+    video = queue_file(session=session, path=DEMO_VIDEO, user=None, trusted=True)
+    assert tasks.STAGE_TASKS[FIRST_STAGE.name](video.id) == Outcome.done
+    session.expire_all()
+    row = session.get(Video, video.id)
+    requeue_video(session=session, video=row, user=None, from_stage="frames")
+    assert _run(session, video.id, "asr").status == StageStatus.queued  # asr never ran
+    (settings.media_root / session.get(Video, video.id).media_path).unlink()  # quilt gc
+    _run(session, video.id, "asr").status = StageStatus.done
+    session.commit()
+    requeue_video(
+        session=session, video=session.get(Video, video.id), user=None, from_stage="frames"
+    )
+    assert _run(session, video.id, FIRST_STAGE.name).status == StageStatus.queued
