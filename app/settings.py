@@ -106,6 +106,17 @@ class Settings(BaseSettings):
     fetch_timeout_s: int = 600
     max_video_mb: int = 4096
 
+    # Input limits. The probe (fetch stage) skips a video whose header declares more, before
+    # anything decodes it in full; the ASR stage also stops decoding audio past the duration
+    # (a header can understate it). Lectures run 10-90 min and Quilt-1M's longest videos
+    # ~2-3 h: 4 h leaves room. Frames: 4 h at 60 fps. Pixels: 4096x2160 (DCI 4K; UHD
+    # 3840x2160 too): a 4K screen recording of a slide viewer is a legitimate lecture, 8K is
+    # not needed for frames the frame stage analyses downscaled, and one 8K frame decodes to
+    # ~50 MB.
+    max_video_duration_s: float = Field(default=4 * 3600.0, gt=0)
+    max_video_frames: int = Field(default=4 * 3600 * 60, gt=0)
+    max_video_pixels: int = Field(default=4096 * 2160, gt=0)
+
     # Fetch address policy (app.netguard). URL ingest never connects to loopback, private,
     # link-local (cloud metadata), CGNAT, multicast, reserved or documentation addresses;
     # these are the deliberate exceptions, e.g. an internal mirror: networks, addresses or

@@ -307,3 +307,201 @@ def test_reused_speech_map_gives_faster_whispers_own_vad_output(lecture) -> None
     for theirs, ours in zip(bare, transcript.words, strict=True):
         assert ours.start == pytest.approx(theirs.start, abs=0.002)
         assert ours.end == pytest.approx(theirs.end, abs=0.002)
+
+
+# --- chunks: memory bounded whatever the duration; input limits --------------------------
+
+
+def _ffmpeg(*args: str) -> None:
+    import subprocess
+
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args],
+        check=True,
+        capture_output=True,
+    )
+
+
+def _long_quiet_lecture(folder: Path, seconds: float, name: str) -> Path:
+    """A 64x64, 1 fps video of ``seconds``: a narrated sentence (~10 s) at the start and
+    again at the end, silence between. Made in a second or two and transcribed in a few
+    (little speech), but as long to decode as any lecture of that length."""
+    narrated = media.narrated_video(folder, LECTURE[:140], name=f".{name}-speech.mp4")
+    _ffmpeg(
+        *("-f", "lavfi", "-i", "color=c=gray:s=64x64:r=1", "-i", str(narrated)),
+        "-filter_complex",
+        "[1:a]aresample=16000,asplit[a][b];"
+        f"anullsrc=r=16000:cl=mono,atrim=duration={seconds - 30:.0f}[s];"
+        "[a][s][b]concat=n=3:v=0:a=1[out]",
+        *("-map", "0:v", "-map", "[out]", "-t", f"{seconds:.0f}"),
+        *("-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-b:a", "32k", "-ac", "1"),
+        str(folder / name),
+    )
+    narrated.unlink()
+    return folder / name
+
+
+# Peak RSS (ru_maxrss: the process's high-water mark; no sampling, no timing) of a fresh
+# process that transcribes a short lecture first, so that the model's one-time buffers are
+# in place, then the file under test.
+_PEAK_RSS = """
+import json, resource, sys
+from workers.stages.asr import AsrOptions, transcribe
+
+transcribe(sys.argv[1], AsrOptions())
+transcript = transcribe(sys.argv[2], AsrOptions())
+last = transcript.words[-1]
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"peak_mb": peak_mb, "last_word": [last.word, last.start]}))
+"""
+
+
+def _peak_rss(warm_up: Path, path: Path) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, str(warm_up), str(path)],
+        cwd=Path(__file__).resolve().parent.parent,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_peak_memory_does_not_grow_with_the_duration(media_dir: Path, lecture) -> None:
+    # Decoding whole tracks, the stage's peak grew with the duration: +630 MB from a 10-min
+    # to a 60-min file (1189 -> 1819 MB after the demo lecture; 64 KB of float32 per second
+    # of audio, plus VAD's copies), 7.9 GB for 10 hours. In 5-min chunks both peak at the
+    # same height (1174 and 1175 MB).
+    warm_up = lecture[0]
+    short = _peak_rss(warm_up, _long_quiet_lecture(media_dir, 600, "quiet10.mp4"))
+    long = _peak_rss(warm_up, _long_quiet_lecture(media_dir, 3600, "quiet60.mp4"))
+    assert long["peak_mb"] - short["peak_mb"] < 100, (short, long)
+    # The closing sentence is found an hour in, in the file's time.
+    assert 3570 < long["last_word"][1] < 3600, long
+
+
+@pytest.mark.slow
+def test_chunks_are_cut_in_pauses_and_give_the_same_words(lecture) -> None:
+    import difflib
+
+    from faster_whisper.vad import VadOptions
+
+    from workers.stages.asr import load_audio
+
+    # Chunks of 8 s make the 24-s lecture four chunks: the same narration comes out, in
+    # the file's time, and no word spans a cut.
+    path, whole, _ = lecture
+    options = AsrOptions(chunk_s=8.0, cut_zone_s=3.0)
+    chunked = transcribe(path, options)
+    assert chunked.stats["chunks"] >= 3
+    assert chunked.duration_s == whole.duration_s
+    assert chunked.stats["language_check"] == "main_pass"
+    same = difflib.SequenceMatcher(
+        None, [w.word.lower() for w in whole.words], [w.word.lower() for w in chunked.words]
+    ).ratio()
+    assert same > 0.8, (whole.words, chunked.words)
+    text = " ".join(s.text for s in chunked.segments).lower()
+    for word in ["stained", "hematoxylin", "eosin", "lamina propria", "goblet", "submucosa"]:
+        assert word in text, text
+    starts = [w.start for w in chunked.words]
+    assert starts == sorted(starts)
+    audio = load_audio(path, VadOptions(), options)
+    cuts = [c.end / 16000 for c in audio.chunks[:-1]]
+    for w in chunked.words:
+        assert 0.0 <= w.start <= w.end <= chunked.duration_s
+        assert not any(w.start < cut - 0.05 and w.end > cut + 0.05 for cut in cuts), (w, cuts)
+
+
+def test_scan_places_cuts_in_silence() -> None:
+    import numpy as np
+
+    from workers.stages.asr import _cut_point
+
+    rng = np.random.default_rng(0)
+    window = (rng.standard_normal(16000 * 60) * 0.1).astype(np.float32)
+    zone = 16000 * 20
+    # The longest VAD silence of the last 20 s: 48-52 s (not 42-43 s, not the 10-s gap
+    # before the zone); its middle.
+    speech = [
+        {"start": 0, "end": 16000 * 30},
+        {"start": 16000 * 40, "end": 16000 * 42},
+        {"start": 16000 * 43, "end": 16000 * 48},
+        {"start": 16000 * 52, "end": 16000 * 60},
+    ]
+    assert _cut_point(window, speech, zone) == 16000 * 50
+    # Speech throughout: the quietest 100 ms of the zone.
+    window[16000 * 47 : 16000 * 47 + 2400] *= 0.01
+    assert (
+        16000 * 47
+        <= _cut_point(window, [{"start": 0, "end": 16000 * 60}], zone)
+        <= (16000 * 47 + 2400)
+    )
+    # Silence at the end of the window is a pause too.
+    assert _cut_point(window, [{"start": 0, "end": 16000 * 56}], zone) == 16000 * 58
+
+
+@pytest.mark.slow
+def test_english_check_and_guards_work_across_chunks(media_dir: Path) -> None:
+    from faster_whisper.vad import VadOptions
+
+    from tests.support.media import SPANISH_NARRATION
+    from workers.stages.asr import load_audio
+
+    # Foreign narration cut in 4-s chunks: the check reads the stream of all chunks, and
+    # the probe samples speech over the whole file (decoded again, piece by piece).
+    path = media.narrated_video(
+        media_dir, " ".join([SPANISH_NARRATION] * 2), voice="es", name="spanish_chunks.mp4"
+    )
+    with pytest.raises(StageError) as err:
+        transcribe(path, AsrOptions(chunk_s=4.0, cut_zone_s=1.5))
+    assert err.value.status == "skipped"
+    assert "not English" in err.value.reason
+    # A sentence said again just after a cut repeats the text kept before the cut: the
+    # guard's memory of recent text runs across chunks, and drops it.
+    sentence = "The nuclei are hyperchromatic."
+    path = media.narrated_video(media_dir, f"{sentence} {sentence}", name="repeated.mp4")
+    whole = load_audio(path, VadOptions(), AsrOptions())
+    half = whole.samples / 16000 / 2
+    transcript = transcribe(path, AsrOptions(chunk_s=half + 1.0, cut_zone_s=2.5))
+    assert transcript.stats["chunks"] == 2
+    assert transcript.stats["dropped"] == {"repeats_previous": 1}, transcript.stats
+    assert [s.text for s in transcript.segments] == [sentence]
+
+
+def test_audio_longer_than_the_limit_is_skipped(media_dir: Path) -> None:
+    # Declared by the header: refused before anything is decoded.
+    path = media.narrated_video(media_dir, LECTURE[:60], name="limit.mp4", seconds=12.0)
+    with pytest.raises(StageError) as err:
+        transcribe(path, AsrOptions(max_duration_s=10.0))
+    assert (err.value.status, err.value.reason) == (
+        "skipped",
+        "too long: 0:00:12, the limit is 0:00:10 (QUILT_MAX_VIDEO_DURATION_S)",
+    )
+    # Understated by the header: MPEG-TS files joined end to end (a header reads 30 s, the
+    # audio runs 120 s) are refused once the limit is decoded, before any VAD or model.
+    part = media_dir / "part.ts"
+    _ffmpeg(
+        *("-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-t", "30"),
+        *("-c:a", "aac", "-f", "mpegts", str(part)),
+    )
+    joined = media_dir / "joined.ts"
+    joined.write_bytes(part.read_bytes() * 4)
+    with pytest.raises(StageError) as err:
+        transcribe(joined, AsrOptions(max_duration_s=60.0))
+    assert (err.value.status, err.value.reason) == (
+        "skipped",
+        "too long: more than 0:01:00 of audio, the limit is 0:01:00 (QUILT_MAX_VIDEO_DURATION_S)",
+    )
+
+
+def test_duration_limit_from_settings() -> None:
+    from app.settings import Settings
+
+    assert AsrOptions().max_duration_s == 4 * 3600
+    options = AsrOptions.from_settings(Settings(max_video_duration_s=3600))
+    assert options.max_duration_s == 3600

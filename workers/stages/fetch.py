@@ -68,6 +68,11 @@ class FetchOptions:
     max_bytes: int = 4 * 1024**3
     # settings.fetch_allow_networks: internal destinations that may be fetched all the same.
     allow_networks: tuple[str, ...] = ()
+    # Probe limits (QUILT_MAX_VIDEO_*, app/settings.py): a video over one is skipped
+    # before anything decodes it in full.
+    max_duration_s: float = 4 * 3600.0
+    max_frames: int = 4 * 3600 * 60
+    max_pixels: int = 4096 * 2160
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FetchOptions:
@@ -75,6 +80,9 @@ class FetchOptions:
             timeout_s=settings.fetch_timeout_s,
             max_bytes=settings.max_video_mb * 1024 * 1024,
             allow_networks=tuple(settings.fetch_allow_networks),
+            max_duration_s=settings.max_video_duration_s,
+            max_frames=settings.max_video_frames,
+            max_pixels=settings.max_video_pixels,
         )
 
 
@@ -357,10 +365,12 @@ def download(
     return files[0], (info or {}).get("title")
 
 
-def probe(path: Path) -> ProbeResult:
-    """Read the container and decode two frames; refuse what is not a usable video."""
+def probe(path: Path, options: FetchOptions | None = None) -> ProbeResult:
+    """Read the container and decode two frames; refuse what is not a usable video, and
+    (``skipped``) a video over the limits of ``options``, by its header, before decoding."""
     import av  # noqa: PLC0415
 
+    options = options or FetchOptions()
     path = Path(path)
     if not path.is_file():
         raise StageError("file not found")
@@ -382,9 +392,10 @@ def probe(path: Path) -> ProbeResult:
         duration = _duration_s(container, vstream)
         if not duration or duration <= 0:
             raise StageError("video has no duration (truncated or corrupt)")
+        fps = float(vstream.average_rate) if vstream.average_rate else None
+        _check_limits(vstream, duration, fps, options)
         _decode_at(container, vstream, 0.0, what="first frame")
         _decode_at(container, vstream, duration / 2, what="middle of the video")
-        fps = float(vstream.average_rate) if vstream.average_rate else None
         result = ProbeResult(
             path=str(path),
             sha256=sha256_file(path),
@@ -399,6 +410,39 @@ def probe(path: Path) -> ProbeResult:
             audio_codec=audio_streams[0].codec_context.name if audio_streams else None,
         )
     return result
+
+
+def hms(seconds: float) -> str:
+    """4:00:00, 10:00:00, 0:01:34."""
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def _check_limits(stream, duration: float, fps: float | None, options: FetchOptions) -> None:
+    """Refuse (skipped: readable, out of scope) a video whose header declares more than
+    the limits: the ASR and frame stages would decode all of it."""
+    if duration > options.max_duration_s:
+        raise StageError(
+            f"too long: {hms(duration)}, the limit is {hms(options.max_duration_s)} "
+            "(QUILT_MAX_VIDEO_DURATION_S)",
+            status="skipped",
+        )
+    # The declared frame count, or duration x frame rate where that is more: either way
+    # the decoder would be asked for that many frames.
+    frames = max(stream.frames or 0, round(duration * fps) if fps else 0)
+    if frames > options.max_frames:
+        raise StageError(
+            f"too many frames: {frames:,}, the limit is {options.max_frames:,} "
+            "(QUILT_MAX_VIDEO_FRAMES)",
+            status="skipped",
+        )
+    width, height = stream.codec_context.width or 0, stream.codec_context.height or 0
+    if width * height > options.max_pixels:
+        raise StageError(
+            f"resolution too high: {width}x{height} = {width * height:,} pixels, the limit "
+            f"is {options.max_pixels:,} (QUILT_MAX_VIDEO_PIXELS)",
+            status="skipped",
+        )
 
 
 def _duration_s(container, stream) -> float | None:  # noqa: ANN001
@@ -462,7 +506,7 @@ def run(job: StageJob) -> StageOutput:
         )
     else:
         path = place_local(Path(source.location), job.files)
-    info = probe(path)
+    info = probe(path, FetchOptions.from_settings(job.settings))
     stats = {
         "bytes": info.size_bytes,
         "duration_s": info.duration_s,
