@@ -47,6 +47,7 @@ class RetryPolicy:
         "InterfaceError",
         "ConnectionError",
         "TimeoutError",
+        "TransientError",  # workers.types: a stage's own verdict (a network fetch's 5xx)
     )
 
     def covers(self, exc: BaseException) -> bool:

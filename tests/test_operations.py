@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import http.server
 import json
 import threading
 import time
@@ -17,14 +18,14 @@ from sqlalchemy import func, select
 
 from app import broker
 from app.models import Channel, LoginFailure, StageRun, StageStatus, Video, utcnow
-from app.pipeline import FIRST_STAGE, stage
+from app.pipeline import FIRST_STAGE, RetryPolicy, Stage, stage
 from app.services import control, dispatch
 from app.services.ingest import queue_file, queue_url, requeue_video
 from app.services.reconcile import reconcile
 from app.settings import get_settings
 from tests.conftest import DEMO_VIDEO
 from workers import tasks
-from workers.stage_runner import Outcome, run_stage, worker_name
+from workers.stage_runner import Outcome, run_stage, run_with_retries, worker_name
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"  # port 1: nothing listens, connections are refused
 
@@ -275,3 +276,65 @@ def test_running_again_from_a_later_stage_fetches_first_when_the_source_is_gone(
         session=session, video=session.get(Video, video.id), user=None, from_stage="frames"
     )
     assert _run(session, video.id, FIRST_STAGE.name).status == StageStatus.queued
+
+
+class _FlakyMedia(http.server.BaseHTTPRequestHandler):
+    """Serves the demo lecture, after answering 503 to the first ``failures`` requests."""
+
+    failures = 1
+    seen = 0
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server hook
+        type(self).seen += 1
+        if type(self).seen <= type(self).failures:
+            self.send_error(503, "Service Unavailable")
+            return
+        body = DEMO_VIDEO.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:  # noqa: ANN002
+        pass
+
+
+@pytest.fixture
+def flaky_media(settings, monkeypatch):
+    monkeypatch.setenv("QUILT_FETCH_ALLOW_NETWORKS", '["127.0.0.1"]')
+    get_settings.cache_clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FlakyMedia)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _FlakyMedia.seen = 0
+    yield f"http://127.0.0.1:{server.server_address[1]}/lecture.mp4", _FlakyMedia
+    server.shutdown()
+    server.server_close()
+
+
+def _fetch_with(attempts: int) -> Stage:
+    return dataclasses.replace(
+        stage("fetch"), retry=RetryPolicy(max_attempts=attempts, backoff_s=0)
+    )
+
+
+def test_a_server_error_on_download_is_retried_then_fetched(settings, session, flaky_media) -> None:
+    url, server = flaky_media
+    server.failures = 1
+    video = queue_url(session=session, url=url, user=None, enqueue=False)
+    assert run_with_retries(video.id, _fetch_with(3)) == Outcome.done
+    run = _run(session, video.id, FIRST_STAGE.name)
+    assert (run.status, run.attempts) == (StageStatus.done, 2)
+    assert server.seen >= 2
+
+
+def test_a_server_that_keeps_failing_fails_the_video_after_the_attempts(
+    settings, session, flaky_media
+) -> None:
+    url, server = flaky_media
+    server.failures = 10**6
+    video = queue_url(session=session, url=url, user=None, enqueue=False)
+    assert run_with_retries(video.id, _fetch_with(2)) == Outcome.failed
+    run = _run(session, video.id, FIRST_STAGE.name)
+    assert run.attempts == 2
+    assert "503" in run.error and run.error.endswith("(gave up after retries)")

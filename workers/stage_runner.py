@@ -44,7 +44,7 @@ from app.services.stage_runs import ensure_stage_rows, fail_video, stage_run
 from app.settings import get_settings
 from workers.persist import DatabaseStore
 from workers.runner import execute
-from workers.types import StageError
+from workers.types import StageError, TransientError
 
 _logger = logging.getLogger(__name__)
 
@@ -221,6 +221,12 @@ def run_stage(
             status = stage_run(s, video_id, stage.name).status
         _logger.info("video %s %s stopped: the run is %s", video_id, stage.name, status)
         return Outcome.cancelled if status == StageStatus.cancelled else Outcome.busy
+    except TransientError as exc:
+        if may_retry and stage.retry.covers(exc):
+            _record_retry(video_id, stage, exc)
+            raise
+        outcome, error = Outcome.failed, f"{exc.reason} (gave up after retries)"
+        _logger.info("video %s %s: %s", video_id, outcome, error)
     except StageError as exc:
         outcome = Outcome.skipped if exc.status == "skipped" else Outcome.failed
         error = exc.reason

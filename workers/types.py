@@ -31,6 +31,12 @@ class StageError(Exception):
         self.status = status
 
 
+class TransientError(StageError):
+    """A fault that may pass on its own (a network timeout, a reset connection, a server's
+    5xx or 429): the runner retries it by the stage's retry policy, and only after the
+    last attempt does the video fail, with this reason."""
+
+
 @dataclass
 class StageJob:
     """What a stage core gets: its inputs by artifact name, the settings it builds its

@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from workers.types import (
     StageError,
     StageJob,
     StageOutput,
+    TransientError,
 )
 
 if TYPE_CHECKING:
@@ -217,7 +219,36 @@ def _fetch_error(exc: BaseException, guard: netguard.Guard, failure: str) -> Sta
     # A refused connection reads the same wherever yt-dlp met it and however it wrapped it.
     if guard.refused:
         return StageError(netguard.REFUSED)
+    if _is_transient(exc):
+        return TransientError(f"{failure}: {_one_line(exc)}")
     return StageError(f"{failure}: {_one_line(exc)}")
+
+
+# What yt-dlp says when the network, not the URL, is at fault: worth another try later.
+_TRANSIENT_TEXT = re.compile(
+    r"timed out|timeout|connection (?:reset|aborted|refused)|temporary failure|"
+    r"remote end closed|HTTP Error (?:5\d\d|429)|Service Unavailable|Bad Gateway|"
+    r"Too Many Requests|IncompleteRead",
+    re.IGNORECASE,
+)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """A timeout, a dropped or refused connection, or a server's 5xx / 429, anywhere in
+    the chain of causes yt-dlp wraps its errors in."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, TimeoutError | ConnectionError):
+            return True
+        status = getattr(current, "status", None) or getattr(current, "code", None)
+        if isinstance(status, int) and (status >= 500 or status == 429):
+            return True
+        info = getattr(current, "exc_info", None)  # yt-dlp's DownloadError keeps its cause here
+        nested = info[1] if isinstance(info, tuple) and len(info) > 1 else None
+        current = current.__cause__ or current.__context__ or nested
+    return bool(_TRANSIENT_TEXT.search(str(exc)))
 
 
 def expand(url: str, options: FetchOptions | None = None) -> tuple[str | None, list[SourceEntry]]:
