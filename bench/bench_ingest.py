@@ -85,7 +85,10 @@ def run(n_videos: int, n_workers: int, clip_s: float) -> dict:
     from tests.support.databases import scratch_database  # noqa: PLC0415
     from tests.support.processes import app_env, running  # noqa: PLC0415
 
-    with tempfile.TemporaryDirectory() as tmp, scratch_database(PG_ADMIN_URL, "bench_ingest") as url:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        scratch_database(PG_ADMIN_URL, "bench_ingest") as url,
+    ):
         tmp_path = Path(tmp)
         clips = make_clips(tmp_path, n_videos, clip_s)
         base = baseline_s(clips[0])
@@ -94,7 +97,9 @@ def run(n_videos: int, n_workers: int, clip_s: float) -> dict:
         env = app_env(url, tmp_path / "var", QUILT_BROKER_URL=REDIS_URL)
         import os  # noqa: PLC0415
 
-        os.environ.update({k: env[k] for k in ("QUILT_DATABASE_URL", "QUILT_VAR_DIR", "QUILT_BROKER_URL")})
+        os.environ.update(
+            {k: env[k] for k in ("QUILT_DATABASE_URL", "QUILT_VAR_DIR", "QUILT_BROKER_URL")}
+        )
         get_settings.cache_clear()
         app_db.reset_engine()
         broker.client.cache_clear()
@@ -169,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     report = run(args.videos, args.workers, args.clip_s)
     per_stage = report.pop("per_stage")
     lines = [f"{k:40s} {v}" for k, v in report.items()]
-    lines.append(f"{'stage':8s} {'run p50':>8s} {'run p95':>8s} {'wait p50':>9s} {'wait p95':>9s} retried")
+    lines.append(
+        f"{'stage':8s} {'run p50':>8s} {'run p95':>8s} {'wait p50':>9s} {'wait p95':>9s} retried"
+    )
     for name, row in per_stage.items():
         lines.append(
             f"{name:8s} {row['run_s']['p50']:8.2f} {row['run_s']['p95']:8.2f} "
