@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.web.ui import adjudication, admin, auth, dashboards, grid, media, review
+from app.web.ui import (
+    adjudication,
+    admin,
+    auth,
+    channels,
+    dashboards,
+    grid,
+    media,
+    review,
+    workers,
+)
 
 router = APIRouter(include_in_schema=False)
-for _module in (auth, grid, review, media, admin, adjudication, dashboards):
+for _module in (auth, grid, review, media, admin, channels, workers, adjudication, dashboards):
     router.include_router(_module.router)
 
 # Included by create_app with the upload body limit (see app/web/ui/admin.py).

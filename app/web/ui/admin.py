@@ -1,10 +1,11 @@
-"""Admin pages: queue sources, watch the pipeline and channels, cut releases, manage users."""
+"""Admin pages: queue sources, watch each video's pipeline, cut releases, manage users.
+
+Channels and the workers have pages of their own (app/web/ui/channels.py, workers.py)."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypedDict, Unpack
+from typing import Annotated, Any, Literal, Unpack
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, UploadFile
 from sqlalchemy import select
@@ -13,14 +14,15 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 
 from app.db import SessionDep
 from app.media import UnsafePathError, resolve_inside
-from app.models import Channel, Release, Role, TranscriptSegment, User, Video
+from app.models import Release, Role, TranscriptSegment, User, Video
 from app.pipeline import STAGE_NAMES
-from app.services import audit, channels, control, ingest, releases, storage, workers_health
+from app.services import audit, control, ingest, releases, storage
 from app.services.users import UserError, create_user
 from app.web import errors, events, queries
 from app.web.deps import AdminUser, get_admin_user
 from app.web.security import SANDBOX_POLICY
 from app.web.templating import is_htmx, render
+from app.web.ui.forms import Outcome, form_page
 
 # Every route here is for admins; the dependency on the router makes forgetting it
 # impossible (and tests/test_web_auth.py walks the routes to check).
@@ -204,45 +206,13 @@ def cancel(video_id: int, request: Request, session: SessionDep, user: AdminUser
     return _stages(request, session, video, message=message, error=error)
 
 
-class _Outcome(TypedDict, total=False):
-    """What a form page says after a request: a message or an error, what was typed
-    before the error, and the response's status and headers."""
-
-    message: str
-    error: str
-    form: dict[str, str]
-    status_code: int
-    headers: dict[str, str]
-
-
-def _form_page(
-    request: Request, name: str, data: dict[str, Any], **outcome: Unpack[_Outcome]
-) -> Response:
-    """An admin page with a form (admin/NAME.html, or its partial admin/_NAME.html for
-    htmx), echoing the outcome and what was typed before an error."""
-    context = {
-        **data,
-        "message": outcome.get("message"),
-        "error": outcome.get("error"),
-        "form": outcome.get("form") or {},
-    }
-    return render(
-        request,
-        f"admin/{name}.html",
-        context,
-        partial=f"admin/_{name}.html",
-        status_code=outcome.get("status_code", 200),
-        headers=outcome.get("headers"),
-    )
-
-
 # --- releases -----------------------------------------------------------------------
 
 
-def _releases(request: Request, session: Session, **outcome: Unpack[_Outcome]) -> Response:
+def _releases(request: Request, session: Session, **outcome: Unpack[Outcome]) -> Response:
     listed = releases.list_releases(session=session, newest_first=True)
     data = {"releases": listed, "files": {r.id: queries.release_files(r) for r in listed}}
-    return _form_page(request, "releases", data, **outcome)
+    return form_page(request, "releases", data, **outcome)
 
 
 @router.get("/releases")
@@ -299,10 +269,10 @@ def release_file(release_id: int, path: str, session: SessionDep, user: AdminUse
 # --- users --------------------------------------------------------------------------
 
 
-def _users(request: Request, session: Session, **outcome: Unpack[_Outcome]) -> Response:
+def _users(request: Request, session: Session, **outcome: Unpack[Outcome]) -> Response:
     users = session.scalars(select(User).order_by(User.username)).all()
     data = {"users": users, "roles": [r.value for r in Role]}
-    return _form_page(request, "users", data, **outcome)
+    return form_page(request, "users", data, **outcome)
 
 
 @router.get("/users")
@@ -377,264 +347,3 @@ def set_active(
         return RedirectResponse("/admin/users", status_code=303)
     state = "active" if active else "deactivated"
     return _users(request, session, message=f"{target.username} is {state}.")
-
-
-# --- channels -----------------------------------------------------------------------
-
-
-class _ChannelForm(TypedDict):
-    """The filter and re-crawl fields as the channel forms send them (text, as typed)."""
-
-    min_minutes: str
-    max_minutes: str
-    include: str
-    exclude: str
-    uploaded_after: str
-    skip_seen: bool
-    recrawl_hours: str
-
-
-def _minutes(value: str, what: str) -> float | None:
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        raise channels.ChannelError(f"{what} must be a number of minutes") from None
-    if not math.isfinite(number) or number < 0:
-        raise channels.ChannelError(f"{what} must be a number of minutes")
-    return round(number * 60, 3)
-
-
-def _settings_from_form(form: _ChannelForm) -> tuple[dict[str, Any], int | None]:
-    """(filters, recrawl_every_s) from the form; ``ChannelError`` says what is wrong."""
-    filters = {
-        "min_duration_s": _minutes(form["min_minutes"], "the shortest length"),
-        "max_duration_s": _minutes(form["max_minutes"], "the longest length"),
-        "include_keywords": form["include"].split(","),
-        "exclude_keywords": form["exclude"].split(","),
-        "uploaded_after": form["uploaded_after"].strip() or None,
-        "skip_seen": form["skip_seen"],
-    }
-    hours = form["recrawl_hours"].strip()
-    if not hours:
-        return filters, None
-    try:
-        seconds = float(hours) * 3600
-    except ValueError:
-        raise channels.ChannelError("list again every: a number of hours") from None
-    if not math.isfinite(seconds) or not (
-        channels.MIN_RECRAWL_S <= round(seconds) <= channels.MAX_RECRAWL_S
-    ):
-        raise channels.ChannelError("list again every: between 10 minutes and a year")
-    return filters, round(seconds)
-
-
-def _form_of(channel: Channel | None) -> _ChannelForm:
-    """The form's fields showing a channel's settings (the defaults for a new one)."""
-    rules = channels.ChannelFilters.stored(channel.filters if channel else None)
-
-    def minutes(seconds: float | None) -> str:
-        return "" if seconds is None else f"{seconds / 60:g}"
-
-    every = channel.recrawl_every_s if channel else None
-    return {
-        "min_minutes": minutes(rules.min_duration_s),
-        "max_minutes": minutes(rules.max_duration_s),
-        "include": ", ".join(rules.include_keywords),
-        "exclude": ", ".join(rules.exclude_keywords),
-        "uploaded_after": rules.uploaded_after.isoformat() if rules.uploaded_after else "",
-        "skip_seen": rules.skip_seen,
-        "recrawl_hours": "" if every is None else f"{every / 3600:g}",
-    }
-
-
-def _channel_form(
-    min_minutes: Annotated[str, Form(max_length=32)] = "",
-    max_minutes: Annotated[str, Form(max_length=32)] = "",
-    include: Annotated[str, Form(max_length=6000)] = "",
-    exclude: Annotated[str, Form(max_length=6000)] = "",
-    uploaded_after: Annotated[str, Form(max_length=32)] = "",
-    skip_seen: Annotated[bool, Form()] = False,
-    recrawl_hours: Annotated[str, Form(max_length=32)] = "",
-) -> _ChannelForm:
-    return {
-        "min_minutes": min_minutes,
-        "max_minutes": max_minutes,
-        "include": include,
-        "exclude": exclude,
-        "uploaded_after": uploaded_after,
-        "skip_seen": skip_seen,
-        "recrawl_hours": recrawl_hours,
-    }
-
-
-ChannelForm = Annotated[_ChannelForm, Depends(_channel_form)]
-
-
-def _channel_or_404(session: Session, channel_id: int) -> Channel:
-    channel = session.get(Channel, channel_id)
-    if channel is None:
-        raise HTTPException(404, f"channel {channel_id} not found")
-    return channel
-
-
-def _channels(request: Request, session: Session, **outcome: Unpack[_Outcome]) -> Response:
-    rows = channels.list_channels(session=session)
-    data = {
-        "rows": [(c, n, channels.next_crawl_at(c)) for c, n in rows],
-        "defaults": _form_of(None),
-    }
-    return _form_page(request, "channels", data, **outcome)
-
-
-@router.get("/channels")
-def channels_page(request: Request, session: SessionDep, user: AdminUser) -> Response:
-    return _channels(request, session)
-
-
-@router.post("/channels")
-def queue_channel(
-    request: Request,
-    session: SessionDep,
-    user: AdminUser,
-    fields: ChannelForm,
-    url: Annotated[str, Form(max_length=2048)],
-) -> Response:
-    typed = {**fields, "url": url}
-    try:
-        filters, every = _settings_from_form(fields)
-        channel = ingest.queue_url(
-            session=session,
-            url=url,
-            user=user,
-            kind="channel",
-            filters=filters,
-            recrawl_every_s=every,
-        )
-    except (channels.ChannelError, ingest.IngestError) as exc:
-        session.rollback()
-        return _channels(
-            request, session, error=errors.as_sentence(exc), form=typed, status_code=422
-        )
-    if not is_htmx(request):
-        return RedirectResponse(f"/admin/channels/{channel.id}", status_code=303)
-    return _channels(
-        request,
-        session,
-        message=f"Queued channel #{channel.id} for listing.",
-        headers=events.trigger(events.VIDEO_QUEUED),
-    )
-
-
-def _channel_page(
-    request: Request, session: Session, channel: Channel, **outcome: Unpack[_Outcome]
-) -> Response:
-    data = {
-        "channel": channel,
-        "rules": channels.ChannelFilters.stored(channel.filters),
-        "next_crawl": channels.next_crawl_at(channel),
-        "produced": channels.channel_yield(session=session, channel_id=channel.id),
-        "listing": channels.last_listing(session=session, channel_id=channel.id),
-        "videos": channels.channel_videos(session=session, channel_id=channel.id),
-        "videos_shown": 500,
-        "defaults": _form_of(channel),
-    }
-    return _form_page(request, "channel", data, **outcome)
-
-
-@router.get("/channels/{channel_id}")
-def channel_detail(
-    channel_id: int, request: Request, session: SessionDep, user: AdminUser
-) -> Response:
-    return _channel_page(request, session, _channel_or_404(session, channel_id))
-
-
-def _after_channel_post(
-    request: Request, session: Session, channel: Channel, **outcome: Unpack[_Outcome]
-) -> Response:
-    if not is_htmx(request) and "error" not in outcome:
-        return RedirectResponse(f"/admin/channels/{channel.id}", status_code=303)
-    return _channel_page(request, session, channel, **outcome)
-
-
-@router.post("/channels/{channel_id}/settings")
-def channel_settings(
-    channel_id: int,
-    request: Request,
-    session: SessionDep,
-    user: AdminUser,
-    fields: ChannelForm,
-) -> Response:
-    channel = _channel_or_404(session, channel_id)
-    try:
-        filters, every = _settings_from_form(fields)
-        channels.update_settings(
-            session=session, channel=channel, user=user, filters=filters, recrawl_every_s=every
-        )
-    except channels.ChannelError as exc:
-        session.rollback()
-        return _after_channel_post(
-            request,
-            session,
-            channel,
-            error=errors.as_sentence(exc),
-            form=dict(fields),
-            status_code=422,
-        )
-    return _after_channel_post(
-        request, session, channel, message="Saved: the next listing applies these settings."
-    )
-
-
-@router.post("/channels/{channel_id}/crawl")
-def channel_crawl(
-    channel_id: int, request: Request, session: SessionDep, user: AdminUser
-) -> Response:
-    channel = _channel_or_404(session, channel_id)
-    try:
-        sent = channels.crawl_now(session=session, channel=channel, user=user)
-    except channels.ChannelError as exc:
-        return _after_channel_post(
-            request, session, channel, error=errors.as_sentence(exc), status_code=409
-        )
-    message = "Queued for listing: only videos not seen before are added."
-    if sent.broker_down:
-        message = "Queued for listing; " + sent.broker_down + "."
-    return _after_channel_post(request, session, channel, message=message)
-
-
-@router.post("/channels/{channel_id}/cancel")
-def channel_cancel(
-    channel_id: int, request: Request, session: SessionDep, user: AdminUser
-) -> Response:
-    channel = _channel_or_404(session, channel_id)
-    cancelled = control.cancel_channel(session=session, channel=channel, user=user)
-    return _after_channel_post(
-        request,
-        session,
-        channel,
-        message=f"Cancelled the queue: {cancelled} video(s) stopped; what their running "
-        "stages made is not kept.",
-    )
-
-
-# --- workers ------------------------------------------------------------------------
-
-
-def _workers_context(session: Session) -> dict[str, Any]:
-    return {"report": workers_health.workers_report(session)}
-
-
-@router.get("/workers")
-def workers_page(request: Request, session: SessionDep, user: AdminUser) -> Response:
-    """The workers, the queues and the running stages; the panel refreshes itself."""
-    return render(
-        request, "admin/workers.html", _workers_context(session), partial="admin/_workers.html"
-    )
-
-
-@router.get("/workers/panel")
-def workers_panel(request: Request, session: SessionDep, user: AdminUser) -> Response:
-    return render(request, "admin/_workers.html", _workers_context(session))
