@@ -439,6 +439,12 @@ class Release(Base):
     notes: Mapped[str | None] = mapped_column(Text)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The release this one was cut after (its changelog is the diff against it), and the
+    # selection it froze (statuses, sources, minimum reviews, cut-off date).
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("releases.id", ondelete="SET NULL", name="fk_releases_parent_id_releases")
+    )
+    selection: Mapped[dict] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
 
 
 class ReleaseItem(Base):
@@ -452,6 +458,64 @@ class ReleaseItem(Base):
     key: Mapped[str] = mapped_column(String(64))
     split: Mapped[str] = mapped_column(String(8))  # train | val | test
     data: Mapped[dict] = mapped_column(JSON)
+
+
+class TrainingRun(Base):
+    """A fine-tune of a CLIP model on a release, run by open_clip's own trainer on the
+    ``gpu`` queue: what was asked, the argv it ran, its progress, loss curve and checkpoint."""
+
+    __tablename__ = "training_runs"
+    __table_args__ = (Index("ix_training_runs_status", "status"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    model: Mapped[str] = mapped_column(String(255))  # an open_clip name or local-dir:PATH
+    pretrained: Mapped[str | None] = mapped_column(String(1024))
+    config: Mapped[dict] = mapped_column(JSON, default=dict)  # epochs, batch size, lr, ...
+    argv: Mapped[list] = mapped_column(JSON, default=list)  # what open_clip_train.main ran
+    progress: Mapped[dict] = mapped_column(JSON, default=dict)  # epoch, step, steps
+    loss_curve: Mapped[list] = mapped_column(JSON, default=list)  # [[step, loss], ...]
+    output_dir: Mapped[str | None] = mapped_column(String(1024))
+    checkpoint_path: Mapped[str | None] = mapped_column(String(1024))
+    checkpoint_sha256: Mapped[str | None] = mapped_column(String(64))
+    device: Mapped[str | None] = mapped_column(String(32))
+    worker: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)  # the trainer's process group, to cancel
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    wall_s: Mapped[float | None] = mapped_column(Float)
+    enqueued_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Evaluation(Base):
+    """CLIP_benchmark on a checkpoint: a release's split or an evaluation folder."""
+
+    __tablename__ = "evaluations"
+    __table_args__ = (Index("ix_evaluations_status", "status"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    training_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("training_runs.id", ondelete="SET NULL")
+    )
+    checkpoint_path: Mapped[str] = mapped_column(String(1024))
+    model: Mapped[str] = mapped_column(String(255))
+    release_id: Mapped[int | None] = mapped_column(ForeignKey("releases.id"))
+    dataset_path: Mapped[str | None] = mapped_column(String(1024))  # an evaluation folder
+    split: Mapped[str] = mapped_column(String(16), default="test")
+    # zeroshot_retrieval | zeroshot_classification | linear_probe
+    task: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    enqueued_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AuditEvent(Base):
