@@ -441,15 +441,27 @@ def test_shards_roll_over(session: Session, settings: Settings):
         val_fraction=0,
         test_fraction=0,
         samples_per_shard=2,
+        min_shards=1,
     )
     folder = release_dir(release)
     assert sorted(p.name for p in (folder / "shards").iterdir()) == [
+        "sizes.json",
         "train-000000.tar",
         "train-000001.tar",
         "train-000002.tar",
     ]
     with tarfile.open(folder / "shards" / "train-000002.tar") as tar:
         assert tar.getnames() == ["000000004.jpg", "000000004.txt", "000000004.json"]
+    sizes = json.loads((folder / "shards" / "sizes.json").read_text())
+    assert sizes == {"train-000000.tar": 2, "train-000001.tar": 2, "train-000002.tar": 1}
+
+    # The default keeps at least 4 shards (open_clip's default workers) per split that has
+    # 4 samples or more, as even as can be.
+    spread = create_release(
+        session=session, version="spread", user=None, val_fraction=0, test_fraction=0
+    )
+    sizes = json.loads((release_dir(spread) / "shards" / "sizes.json").read_text())
+    assert sizes == {f"train-{i:06d}.tar": n for i, n in enumerate([2, 1, 1, 1])}
 
 
 def test_unreadable_images_are_left_out_and_all_unreadable_fails(

@@ -1,14 +1,27 @@
-"""README.md of a release: a data card saying what is inside and how it was made."""
+"""README.md of a release: a data card saying what is inside and how it was made.
+
+It opens with the YAML header of a Hugging Face dataset card (between ``---`` lines:
+license, task_categories, tags, size_categories, and ``configs`` whose ``data_files``
+name each split's WebDataset shards, a format the Hub reads), then says in prose what
+the release holds, how it was split, what changed since its parent and how to load it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import TYPE_CHECKING, Any
 
 from app.exporters.sample import METADATA_COLUMNS, SPLITS
+
+if TYPE_CHECKING:
+    from app.services.release_diff import ReleaseDiff
+
+CHANGELOG_LINES = 50  # per kind; `quilt release diff` lists them all
 
 COLUMN_DOCS: dict[str, str] = {
     "key": "sample key; the WebDataset key of the sample's members in its shard",
     "image_path": "where the image is: `shards/<split>-<n>.tar#<key>.jpg`",
+    "image_file": "the same image as a plain file: `images/<key>.jpg`",
     "caption": "the caption as approved (edited by the pathologist when they edited it)",
     "noisy_text": "raw ASR text of the narration span",
     "corrected_text": "ASR text after correction against the knowledge base",
@@ -19,6 +32,11 @@ COLUMN_DOCS: dict[str, str] = {
     "magnification": "magnification bin (Quilt's 0: <=10x, 1: 20x, 2: >=40x), if any",
     "magnification_confidence": "confidence of the magnification estimate, 0-1",
     "subpathology": "sub-pathology tag given by the reviewer (Quilt's categories), if any",
+    "subset": "Quilt-1M's source column: always `quilt_curator` (pairs curated here)",
+    "pathology": "Quilt-1M's pathology list: the reviewer's sub-pathology tag, or empty (list)",
+    "not_histology": "the reviewer tagged the image as not histology (true/false)",
+    "single_wsi": "Quilt-1M's single-WSI flag; always null: nothing in the curation "
+    "records whether an image shows one whole-slide image, so it is not guessed",
     "histology_score": "the frames stage's histology detector score of the image",
     "split": "train, val or test; chosen per video",
     "video_id": "id of the source video in the curation database",
@@ -36,10 +54,75 @@ COLUMN_DOCS: dict[str, str] = {
 }
 
 
-def render_datacard(*, manifest_header: dict[str, Any], notes: str | None) -> str:
+SPLIT_METHOD_DOCS: dict[str, str] = {
+    "video_hash": "each video's split was drawn from a hash of its id, so all pairs of a "
+    "video are in one split and a video keeps its split in every release",
+    "video_rank": "the release has few videos, so they were ranked by a hash of their id "
+    "and the first went to test, the next to val (at least one video each), the rest to "
+    "train; all pairs of a video are in one split",
+    "time_within_video": "the release has one or two videos, so each video was cut by time: "
+    "its earliest pairs are train, then val, its latest test (at least one pair each once "
+    "a video has three). Neighbouring spans of one lecture can look alike: val and test "
+    "scores of this release are optimistic",
+}
+
+
+def size_category(n: int) -> str:
+    """Hugging Face's size_categories value for n examples."""
+    bounds = [
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
+    ]
+    for bound, name in bounds:
+        if n < bound:
+            return name
+    return "10M<n<100M"
+
+
+def yaml_header(manifest_header: dict[str, Any]) -> list[str]:
+    """The card's YAML front matter; every string is JSON-quoted (valid YAML)."""
+    q = json.dumps
+    counts = manifest_header["counts"]
+    lines = [
+        "---",
+        "license: other",
+        f"license_name: {q('source-videos')}",
+        f"pretty_name: {q('Quilt Curator release ' + manifest_header['version'])}",
+        "language:",
+        "- en",
+        "task_categories:",
+        "- zero-shot-image-classification",
+        "- image-to-text",
+        "- text-to-image",
+        "tags:",
+        *(f"- {t}" for t in ("histopathology", "pathology", "medical", "quilt", "webdataset")),
+        "size_categories:",
+        f"- {q(size_category(manifest_header['pair_count']))}",
+        "configs:",
+        "- config_name: default",
+        "  data_files:",
+    ]
+    for split in SPLITS:
+        if counts.get(split):
+            lines += [f"  - split: {split}", f"    path: {q(f'shards/{split}-*.tar')}"]
+    return [*lines, "---", ""]
+
+
+def _brace(split: str, shards: int) -> str:
+    last = max(shards - 1, 0)
+    return f"shards/{split}-{{{0:06d}..{last:06d}}}.tar"
+
+
+def render_datacard(
+    *, manifest_header: dict[str, Any], notes: str | None, diff: ReleaseDiff | None = None
+) -> str:
     counts = manifest_header["counts"]
     shards = manifest_header["shards"]
     lines = [
+        *yaml_header(manifest_header),
         f"# Quilt Curator release {manifest_header['version']}",
         "",
         f"Created {manifest_header['created_at']} with "
@@ -52,6 +135,9 @@ def render_datacard(*, manifest_header: dict[str, Any], notes: str | None) -> st
     ]
     if notes:
         lines += ["## Notes", "", notes.strip(), ""]
+    lines += _changelog(manifest_header, diff)
+    selection = manifest_header.get("selection") or {}
+    method = manifest_header.get("split_method", "video_hash")
     lines += [
         "## How it was made",
         "",
@@ -61,8 +147,14 @@ def render_datacard(*, manifest_header: dict[str, Any], notes: str | None) -> st
         "edit its text. The release is a frozen copy of all pairs approved at creation "
         "time: later edits in the curation tool do not change it.",
         "",
-        "Splits are drawn per video (a hash of the video id), never per pair: frames of one "
-        "lecture are near-duplicates, so a video's pairs all go to one split. "
+        "Selection: status approved; sources "
+        f"{', '.join(selection.get('sources') or []) or 'all'}; minimum reviews "
+        f"{selection.get('min_reviews') if selection.get('min_reviews') is not None else 'any'}"
+        f"; approved before {selection.get('until') or 'the release'}.",
+        "",
+        "Splits are drawn per video, never per pair, whenever there are enough videos: "
+        "frames of one lecture are near-duplicates, so a video's pairs all go to one split. "
+        f"Method used here: `{method}`: {SPLIT_METHOD_DOCS.get(method, method)}. "
         f"Fractions: val {manifest_header['val_fraction']}, "
         f"test {manifest_header['test_fraction']}.",
         "",
@@ -74,15 +166,62 @@ def render_datacard(*, manifest_header: dict[str, Any], notes: str | None) -> st
             "read; manifest.json lists them under `skipped`.",
             "",
         ]
+    evaluation = manifest_header.get("clip_benchmark") or {}
+    classes = evaluation.get("classnames") or []
     lines += [
         "## Layout",
         "",
         "- `shards/<split>-<n>.tar`: WebDataset shards; each sample is `<key>.jpg` (the "
-        "image), `<key>.txt` (the caption), `<key>.json` (all metadata).",
-        "- `metadata.parquet`, `metadata.csv`: one row per pair (lists JSON-encoded in CSV).",
+        "image), `<key>.txt` (the caption), `<key>.json` (all metadata). "
+        f"At most {manifest_header.get('samples_per_shard')} samples a shard, and at least "
+        f"{manifest_header.get('min_shards', 1)} shards per split that has that many samples.",
+        "- `shards/sizes.json`: samples per shard file, which open_clip_train reads.",
+        "- `images/<key>.jpg`: every image also as a plain file (the same bytes).",
+        "- `tsv/<split>.tsv`: tab-separated, header `filepath`, `title`, then the columns "
+        "below; `filepath` is relative to the release folder.",
+        "- `clip_benchmark/`: val and test for CLIP_benchmark's zero-shot retrieval "
+        "(`<split>/nshards.txt`, `<split>/<n>.tar` with `<key>.jpg` and `<key>.txt`, "
+        "`dataset_type.txt` = `retrieval`).",
+    ]
+    if classes:
+        lines.append(
+            "- `clip_benchmark_classification/`: zero-shot classification by the reviewers' "
+            "sub-pathology tags (`<split>/<n>.tar` with `<key>.jpg` and `<key>.cls`, "
+            f"`classnames.txt`: {', '.join(classes)}; "
+            "`zeroshot_classification_templates.txt`), for "
+            f"{', '.join(sorted(evaluation.get('classification', {})))}."
+        )
+    lines += [
+        "- `metadata.parquet`, `metadata.csv`: one row per pair (lists are lists in "
+        "parquet, JSON-encoded in CSV; text quoted in CSV, so read `key` as text: "
+        '`pandas.read_csv(path, dtype={"key": str})`).',
         "- `manifest.json`: sha256 and size of every file; `quilt release verify` checks them.",
         "",
-        "Images are stored in the shards only. To read one from `image_path`:",
+        "## Loading",
+        "",
+        "open_clip, WebDataset (sizes come from `shards/sizes.json`):",
+        "",
+        "```",
+        "python -m open_clip_train.main --dataset-type webdataset \\",
+        f"    --train-data 'RELEASE/{_brace('train', shards.get('train', 0))}' \\",
+        "    --workers 4 ...",
+        "```",
+        "",
+        "open_clip, plain files (run from the release folder: paths are relative to it):",
+        "",
+        "```",
+        "cd RELEASE && python -m open_clip_train.main --dataset-type csv \\",
+        "    --train-data tsv/train.tsv --val-data tsv/val.tsv ...",
+        "```",
+        "",
+        "CLIP_benchmark (give the task: `auto` means classification for a wds dataset):",
+        "",
+        "```",
+        "clip_benchmark eval --dataset wds/quilt_curator --dataset_root RELEASE/clip_benchmark \\",
+        "    --split test --task zeroshot_retrieval --model ViT-B-32 --pretrained ...",
+        "```",
+        "",
+        "An image from `image_path` without the plain files:",
         "",
         "```python",
         "import tarfile",
@@ -97,3 +236,36 @@ def render_datacard(*, manifest_header: dict[str, Any], notes: str | None) -> st
         "",
     ]
     return "\n".join(lines)
+
+
+def _changelog(manifest_header: dict[str, Any], diff: ReleaseDiff | None) -> list[str]:
+    parent = manifest_header.get("parent")
+    if not parent or diff is None:
+        return ["## Changelog", "", "First release: no parent to compare with.", ""]
+    c = diff.counts
+    lines = [
+        f"## Changelog (against {parent})",
+        "",
+        f"{c['added']} added, {c['removed']} removed, {c['edited']} edited (caption or "
+        f"texts changed), {c['unchanged']} unchanged; pairs are matched by pair id. "
+        f"`quilt release diff {parent} {manifest_header['version']}` lists every change.",
+        "",
+    ]
+    for title, entries in (
+        ("Added", diff.added),
+        ("Removed", diff.removed),
+        ("Edited", diff.edited),
+    ):
+        if not entries:
+            continue
+        lines += [f"### {title}", ""]
+        for e in entries[:CHANGELOG_LINES]:
+            key = e.new_key or e.old_key
+            what = f" ({', '.join(e.changed)})" if e.changed else ""
+            lines.append(
+                f"- pair {e.pair_id}, key {key}{what}: {' '.join(e.caption.split())[:120]}"
+            )
+        if len(entries) > CHANGELOG_LINES:
+            lines.append(f"- ... and {len(entries) - CHANGELOG_LINES} more")
+        lines.append("")
+    return lines
