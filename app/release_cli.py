@@ -1,8 +1,11 @@
 """`quilt release`: create, verify and list dataset releases.
 
-    quilt release create VERSION [--notes TEXT] [--user NAME] [--val-fraction F] [--test-fraction F]
+    quilt release create VERSION [--notes TEXT] [--user NAME] [--val-fraction F]
+        [--test-fraction F] [--samples-per-shard N] [--min-shards N] [--parent VERSION]
+        [--source KIND ...] [--min-reviews N] [--until DATE]
     quilt release verify VERSION_OR_PATH
     quilt release list
+    quilt release diff OLD NEW [--json]
 
 ``main(argv)`` takes the arguments after ``release``; ``configure_parser`` fills a parser
 (or an argparse sub-parser) so app/cli.py can mount the same commands.
@@ -11,6 +14,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -18,13 +23,17 @@ from sqlalchemy import select
 
 from app.db import session_scope
 from app.exporters.sample import SPLITS
+from app.exporters.webdataset import DEFAULT_MIN_SHARDS, DEFAULT_SAMPLES_PER_SHARD
 from app.models import User
+from app.services.release_diff import ReleaseDiffError, diff_releases
 from app.services.releases import (
     VERSION_RE,
     ReleaseError,
+    Selection,
     create_release,
     get_release,
     list_releases,
+    parse_until,
     read_manifest,
     release_at,
     release_dir,
@@ -41,7 +50,37 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     create.add_argument("--user", default=None, help="username recorded as the creator")
     create.add_argument("--val-fraction", type=float, default=0.05)
     create.add_argument("--test-fraction", type=float, default=0.05)
+    create.add_argument(
+        "--samples-per-shard", type=int, default=DEFAULT_SAMPLES_PER_SHARD, metavar="N"
+    )
+    create.add_argument(
+        "--min-shards",
+        type=int,
+        default=DEFAULT_MIN_SHARDS,
+        metavar="N",
+        help="at least N shards per split with N samples or more (open_clip: >= its --workers)",
+    )
+    create.add_argument(
+        "--parent", default=None, metavar="VERSION", help="changelog against (default: newest)"
+    )
+    create.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        choices=["file", "upload", "http", "youtube"],
+        help="only pairs of videos from this kind of source (repeatable)",
+    )
+    create.add_argument("--min-reviews", type=int, default=None, metavar="N")
+    create.add_argument(
+        "--until", default=None, metavar="DATE", help="only pairs approved before (ISO; UTC)"
+    )
     create.set_defaults(handler=_create)
+
+    diff = commands.add_parser("diff", help="pairs added, removed and edited between releases")
+    diff.add_argument("old", metavar="OLD")
+    diff.add_argument("new", metavar="NEW")
+    diff.add_argument("--json", action="store_true", help="the whole diff as JSON")
+    diff.set_defaults(handler=_diff)
 
     verify = commands.add_parser("verify", help="re-hash a release against its manifest")
     verify.add_argument("target", metavar="VERSION_OR_PATH")
@@ -71,6 +110,11 @@ def _create(args: argparse.Namespace) -> int:
                 user = session.scalar(select(User).where(User.username == args.user))
                 if user is None:
                     return _error(f"no user {args.user!r}")
+            selection = Selection(
+                sources=tuple(dict.fromkeys(args.source)),
+                min_reviews=args.min_reviews,
+                until=parse_until(args.until) if args.until else None,
+            )
             release = create_release(
                 session=session,
                 version=args.version,
@@ -78,6 +122,10 @@ def _create(args: argparse.Namespace) -> int:
                 notes=args.notes,
                 val_fraction=args.val_fraction,
                 test_fraction=args.test_fraction,
+                samples_per_shard=args.samples_per_shard,
+                min_shards=args.min_shards,
+                selection=selection,
+                parent=args.parent,
             )
             folder = release_dir(release)
             pair_count = release.pair_count
@@ -133,4 +181,27 @@ def _list(args: argparse.Namespace) -> int:
             created = release.created_at.strftime("%Y-%m-%d %H:%M")
             detail = " ".join(detail.split())[:120]
             print(f"{release.version}\t{release.status}\t{release.pair_count}\t{created}\t{detail}")
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    try:
+        with session_scope() as session:
+            diff = diff_releases(session=session, old=args.old, new=args.new)
+    except ReleaseDiffError as exc:
+        return _error(str(exc))
+    if args.json:
+        print(json.dumps(dataclasses.asdict(diff) | {"counts": diff.counts}, ensure_ascii=False))
+        return 0
+    c = diff.counts
+    print(
+        f"{diff.old_version} -> {diff.new_version}: {c['added']} added, {c['removed']} removed, "
+        f"{c['edited']} edited, {c['unchanged']} unchanged"
+    )
+    for sign, entries in (("+", diff.added), ("-", diff.removed), ("~", diff.edited)):
+        for e in entries:
+            keys = f"{e.old_key or '-'}->{e.new_key or '-'}"
+            changed = f"\t[{','.join(e.changed)}]" if e.changed else ""
+            caption = " ".join(e.caption.split())[:100]
+            print(f"{sign} pair {e.pair_id}\t{keys}\t{e.split}{changed}\t{caption}")
     return 0
