@@ -12,18 +12,27 @@ from typing import Any
 
 from celery import Celery
 
-from app.pipeline import LONGEST_STAGE_S, PIPELINE, QUEUE_CPU
+from app.pipeline import LONGEST_STAGE_S, PIPELINE, QUEUE_CPU, QUEUE_GPU
 from app.settings import Settings, get_settings
 
 # Tasks that are not stages of one video; the stages' tasks come from the table.
 TASK_EXPAND_SOURCE = "quilt.expand_source"
 TASK_RECONCILE = "quilt.reconcile"
 TASK_HOUSEKEEPING = "quilt.housekeeping"
+# CLIP_benchmark on a checkpoint (app/services/evaluation.py, workers/evaluation.py).
+TASK_EVALUATE = "quilt.evaluate"
+# Training runs (app/services/training.py): the fine-tune on the gpu queue, and the pass
+# that finds runs whose worker died.
+TASK_TRAIN = "quilt.train"
+TASK_TRAINING_RECONCILE = "quilt.training_reconcile"
 
 TASK_ROUTES: dict[str, dict[str, str]] = {
     TASK_EXPAND_SOURCE: {"queue": QUEUE_CPU},
     TASK_RECONCILE: {"queue": QUEUE_CPU},
     TASK_HOUSEKEEPING: {"queue": QUEUE_CPU},
+    TASK_EVALUATE: {"queue": QUEUE_GPU},
+    TASK_TRAIN: {"queue": QUEUE_GPU},
+    TASK_TRAINING_RECONCILE: {"queue": QUEUE_CPU},
     **{stage.task_name: {"queue": stage.queue} for stage in PIPELINE},
 }
 
@@ -46,6 +55,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "beat_schedule": {
             "reconcile": {"task": TASK_RECONCILE, "schedule": settings.reconcile_every_s},
             "housekeeping": {"task": TASK_HOUSEKEEPING, "schedule": 3600.0},
+            "training-reconcile": {
+                "task": TASK_TRAINING_RECONCILE,
+                "schedule": settings.reconcile_every_s,
+            },
         },
     }
     if settings.broker_url.startswith(("redis://", "rediss://")):

@@ -7,6 +7,8 @@ quilt worker [-Q cpu,gpu]             run a Celery worker
 quilt serve [--port N]                run the web app
 quilt pipeline run VIDEO --out DIR    run the pipeline on one video, no database or broker
 quilt release create|verify|list      freeze approved pairs into a release; check one
+quilt train RELEASE --model M --epochs N   fine-tune a CLIP model on a release (open_clip)
+quilt evaluate CHECKPOINT --model M --release V|--dataset DIR   CLIP_benchmark on a checkpoint
 quilt gc [--dry-run]                  delete sources past retention and orphan media folders
 quilt demo                            everything at once on the embedded default (make run)
 """
@@ -268,6 +270,167 @@ def _gc(argv: list[str]) -> int:
     return 0
 
 
+def _train(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="quilt train",
+        description="Fine-tune a CLIP model on a release with open_clip's own trainer "
+        "(python -m open_clip_train.main), as a task on the gpu queue; the run's progress, "
+        "loss curve, log and checkpoint are on /admin/training. Also: --list, --cancel ID.",
+    )
+    parser.add_argument("release", nargs="?", help="release version (or id)")
+    parser.add_argument(
+        "--model", help="an open_clip model name, or local-dir:FOLDER (open_clip_config.json)"
+    )
+    parser.add_argument("--pretrained", help="weights file (or open_clip tag) to start from")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-6)
+    parser.add_argument("--wd", type=float, default=0.1)
+    parser.add_argument("--warmup", type=int, help="warmup steps (default: a tenth of all)")
+    parser.add_argument("--workers", type=int, default=2, help="dataloader workers (<= shards)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--inline", action="store_true", help="train here and now instead of queueing"
+    )
+    parser.add_argument("--list", action="store_true", help="list the training runs")
+    parser.add_argument("--cancel", type=int, metavar="ID", help="cancel a queued or running run")
+    args = parser.parse_args(argv)
+    from app.db import session_scope
+    from app.models import TrainingRun
+    from app.services import training
+
+    try:
+        with session_scope() as session:
+            if args.list:
+                for run in training.list_runs(session=session):
+                    step = run.progress.get("step", 0) if run.progress else 0
+                    steps = run.progress.get("steps", "?") if run.progress else "?"
+                    print(f"{run.id}\t{run.status}\t{run.model}\tstep {step}/{steps}")
+                return 0
+            if args.cancel is not None:
+                run = session.get(TrainingRun, args.cancel)
+                if run is None:
+                    raise training.TrainingError(f"no training run {args.cancel}")
+                training.cancel_run(session=session, run=run, user=None)
+                print(f"cancelled training run {run.id}")
+                return 0
+            if not args.release or not args.model:
+                parser.error("RELEASE and --model are required to start a run")
+            config = training.TrainingConfig(
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                wd=args.wd,
+                warmup=args.warmup,
+                workers=args.workers,
+                seed=args.seed,
+            )
+            run = training.create_run(
+                session=session,
+                release=training.find_release(session, args.release),
+                model=args.model,
+                pretrained=args.pretrained,
+                config=config,
+                user=None,
+                trusted=True,
+                enqueue=not args.inline,
+            )
+            run_id = run.id
+    except training.TrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not args.inline:
+        print(f"queued training run {run_id}")
+        return 0
+    from workers.training import run_training
+
+    status = run_training(run_id)
+    with session_scope() as session:
+        run = session.get(TrainingRun, run_id)
+        print(f"training run {run_id}: {status}")
+        if run.checkpoint_path:
+            print(f"checkpoint {run.checkpoint_path} sha256 {run.checkpoint_sha256}")
+        if run.error:
+            print(run.error, file=sys.stderr)
+    return 0 if status == "done" else 2
+
+
+def _evaluate(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="quilt evaluate",
+        description="Evaluate a checkpoint with CLIP_benchmark (zero-shot retrieval, zero-shot "
+        "classification or a linear probe) on a release's CLIP_benchmark split or on an "
+        "evaluation folder (CLIP_benchmark's WebDataset layout, or an ImageFolder: a folder "
+        "per class), as a task on the gpu queue; results on /admin/evaluations. Also: --list.",
+    )
+    parser.add_argument("checkpoint", nargs="?", help="the checkpoint file")
+    parser.add_argument(
+        "--model", help="an open_clip model name, or local-dir:FOLDER (open_clip_config.json)"
+    )
+    parser.add_argument(
+        "--run", type=int, metavar="ID", help="a training run: its checkpoint and model"
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--release", help="evaluate on this release's CLIP_benchmark split")
+    where.add_argument("--dataset", help="evaluate on this evaluation folder")
+    parser.add_argument("--split", default="test", choices=["test", "val", "train"])
+    parser.add_argument(
+        "--task",
+        default="zeroshot_retrieval",
+        choices=["zeroshot_retrieval", "zeroshot_classification", "linear_probe"],
+    )
+    parser.add_argument(
+        "--inline", action="store_true", help="evaluate here and now instead of queueing"
+    )
+    parser.add_argument("--list", action="store_true", help="list the evaluations")
+    args = parser.parse_args(argv)
+    import json
+
+    from app.db import session_scope
+    from app.models import Evaluation
+    from app.services import evaluation
+
+    if args.list:
+        with session_scope() as session:
+            for row in evaluation.list_evaluations(session=session):
+                values = evaluation.metric_values(row)
+                shown = ", ".join(f"{k} {v:.3f}" for k, v in values.items())
+                print(f"{row.id}\t{row.status}\t{row.task}\t{row.checkpoint_path}\t"
+                      f"{shown or row.error or ''}")  # fmt: skip
+        return 0
+    try:
+        with session_scope() as session:
+            sent = evaluation.queue_evaluation(
+                session=session,
+                user=None,
+                task=args.task,
+                checkpoint=args.checkpoint,
+                model=args.model,
+                training_run_id=args.run,
+                release_version=args.release,
+                dataset_path=args.dataset,
+                split=args.split,
+                enqueue=not args.inline,
+            )
+            evaluation_id, broker_down = sent.evaluation.id, sent.broker_down
+    except evaluation.EvaluationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not args.inline:
+        print(f"queued evaluation {evaluation_id}" + (f"; {broker_down}" if broker_down else ""))
+        return 0
+    from workers.evaluation import run_evaluation
+
+    status = run_evaluation(evaluation_id)
+    with session_scope() as session:
+        row = session.get(Evaluation, evaluation_id)
+        if status == "done":
+            print(json.dumps(evaluation.metric_values(row), indent=2))
+        else:
+            print(f"error: {row.error}", file=sys.stderr)
+    return 0 if status == "done" else 2
+
+
 def _demo(argv: list[str]) -> int:
     from app.demo import main as demo_main
 
@@ -283,6 +446,8 @@ COMMANDS = {
     "pipeline": _pipeline,
     "release": _release,
     "gc": _gc,
+    "evaluate": _evaluate,
+    "train": _train,
     "demo": _demo,
 }
 

@@ -165,6 +165,37 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    # Training (app/services/training.py, workers/training.py): a fine-tune runs open_clip's
+    # own trainer (`python -m open_clip_train.main`) in a process group of its own, from a
+    # task on the gpu queue. Everything a run writes (the trainer's logs and checkpoints,
+    # the model folder for `local-dir:`) stays under training_root (relative: var_dir).
+    # training_device: auto is cuda when torch sees one (precision amp), else cpu (fp32).
+    # The task renews the run's lease every quarter lease; a lease that runs out means the
+    # worker died, and the training reconciler (every reconcile_every_s) queues the run
+    # again, up to training_max_attempts, then fails it. The admin page may train from a
+    # `local-dir:` model or a --pretrained file only under training_root or
+    # training_model_dirs (the CLI may name any path). training_python: the interpreter of
+    # the trainer (empty: the worker's own).
+    training_root: Path = Path("training")
+    training_device: Literal["auto", "cpu", "cuda"] = "auto"
+    training_lease_s: int = Field(default=120, ge=2)
+    training_max_attempts: int = Field(default=2, ge=1)
+    training_time_limit_s: int = Field(default=3 * 24 * 3600, ge=60)
+    training_model_dirs: list[Path] = []
+    training_python: str = ""
+
+    # Evaluation (app/services/evaluation.py, workers/evaluation.py): CLIP_benchmark on a
+    # checkpoint, from a task on the gpu queue. The admin page may name a checkpoint, a
+    # `local-dir:` model or an evaluation folder only under training_root or
+    # evaluation_dirs (the CLI may name any path). evaluation_num_workers: DataLoader
+    # processes; 0 because Celery's prefork children are daemonic and may not start any.
+    # An ImageFolder is converted to CLIP_benchmark's layout in a scratch folder under
+    # var_dir/evaluations, removed when the evaluation ends.
+    evaluation_dirs: list[Path] = []
+    evaluation_batch_size: int = Field(default=64, ge=1)
+    evaluation_num_workers: int = Field(default=0, ge=0)
+    evaluation_time_limit_s: int = Field(default=6 * 3600, ge=60)
+
     @model_validator(mode="after")
     def _fill_and_check(self) -> Settings:
         self.var_dir = Path(self.var_dir).resolve()
@@ -176,6 +207,8 @@ class Settings(BaseSettings):
             self.media_root = self.var_dir / self.media_root
         if not Path(self.releases_root).is_absolute():
             self.releases_root = self.var_dir / self.releases_root
+        if not Path(self.training_root).is_absolute():
+            self.training_root = self.var_dir / self.training_root
         if self.environment == "production" and "cookie_secure" not in self.model_fields_set:
             self.cookie_secure = True
         if self.environment != "development" and self.secret_key == DEFAULT_SECRET:

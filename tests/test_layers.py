@@ -51,6 +51,9 @@ RULES: list[tuple[str, tuple[str, ...]]] = [
     ("workers.oneshot", ("workers.tasks", "workers.persist", "workers.stage_runner", "app.db",
                          "app.services", "celery")),
     ("workers.stage_runner", ("workers.tasks", "workers.oneshot")),
+    # The training task's body: open_clip's trainer in a subprocess, no stage machinery.
+    ("workers.training", ("workers.tasks", "workers.oneshot", "workers.stages",
+                          "workers.persist", "workers.runner")),
 ]  # fmt: skip
 
 

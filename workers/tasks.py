@@ -113,3 +113,50 @@ def housekeeping() -> dict:
     """Hourly: drop failed logins too old to count against any address."""
     with session_scope() as s:
         return {"login_failures_pruned": logins.prune_failures(s, get_settings())}
+
+
+# --- training runs (app/services/training.py, workers/training.py) ------------------------
+
+
+@celery_app.task(
+    name=broker.TASK_TRAIN,
+    queue=broker.TASK_ROUTES[broker.TASK_TRAIN]["queue"],
+    # Acknowledged on receipt: a run lasts hours, longer than Redis' visibility timeout;
+    # a lost worker is found by its run's lease (training_reconcile), not by redelivery.
+    acks_late=False,
+    soft_time_limit=get_settings().training_time_limit_s,
+    time_limit=get_settings().training_time_limit_s + 120,
+)
+def train(run_id: int) -> str:
+    """One attempt of a training run: open_clip's trainer in a process group of its own."""
+    from workers.training import run_training  # noqa: PLC0415
+
+    return run_training(run_id)
+
+
+@celery_app.task(
+    name=broker.TASK_TRAINING_RECONCILE,
+    queue=FIRST_STAGE.queue,
+    soft_time_limit=120,
+    time_limit=180,
+)
+def training_reconcile() -> dict:
+    """Celery beat's pass over training runs: expired leases queued again or failed."""
+    from app.services.training import reconcile_runs  # noqa: PLC0415
+
+    with session_scope() as s:
+        return dataclasses.asdict(reconcile_runs(session=s))
+
+
+@celery_app.task(
+    name=broker.TASK_EVALUATE,
+    queue=broker.TASK_ROUTES[broker.TASK_EVALUATE]["queue"],
+    acks_late=True,
+    soft_time_limit=get_settings().evaluation_time_limit_s,
+    time_limit=get_settings().evaluation_time_limit_s + 60,
+)
+def evaluate(evaluation_id: int) -> str:
+    """CLIP_benchmark on a checkpoint (workers/evaluation.py); the outcome is on the row."""
+    from workers.evaluation import run_evaluation  # noqa: PLC0415 - torch on gpu workers only
+
+    return run_evaluation(evaluation_id)
