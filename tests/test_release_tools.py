@@ -394,3 +394,58 @@ def test_selection_options(session: Session, settings: Settings, capsys):
         assert {i.pair_id for i in items} == {early.id, other.id}
     assert release_cli.main(["create", "bad", "--until", "soon"]) == 1
     assert "not an ISO date" in capsys.readouterr().err
+
+
+def test_admin_form_diff_page_and_api(admin, client, session: Session, settings: Settings):
+    from tests.support.web import hx_post
+
+    pairs = _many(session, settings, videos=2, pairs=3)
+    created = hx_post(
+        admin,
+        "/admin/releases",
+        version="v1",
+        samples_per_shard="2",
+        min_shards="1",
+        source="youtube",
+        min_reviews="",
+        until="",
+        parent="",
+    )
+    assert created.status_code == 200, created.text
+    assert "Release v1 created" in created.text
+    assert "shards/sizes.json" in created.text and "tsv/train.tsv" in created.text
+    assert "images/" not in created.text  # thousands of files are not listed one by one
+    v1 = session.scalar(select(Release).where(Release.version == "v1"))
+    assert v1.selection["sources"] == ["youtube"]
+    bad = hx_post(admin, "/admin/releases", version="v2", min_reviews="many")
+    assert bad.status_code == 422 and "whole number" in bad.text and 'value="many"' in bad.text
+
+    pairs[0].caption = "changed <b>caption</b>"
+    session.commit()
+    assert hx_post(admin, "/admin/releases", version="v2").status_code == 200
+    page = admin.get("/admin/releases")
+    assert "changes since v1" in page.text
+    diff = admin.get("/admin/releases/diff", params={"new": "v2"})
+    assert diff.status_code == 200
+    assert "against v1" in diff.text and "changed &lt;b&gt;caption&lt;/b&gt;" in diff.text
+    assert admin.get("/admin/releases/diff", params={"new": "nope"}).status_code == 404
+
+    headers = {"X-CSRF-Token": admin.token}
+    api = admin.get("/api/releases/v2/diff")
+    assert api.status_code == 200, api.text
+    assert api.json()["counts"]["edited"] == 1 and api.json()["old_version"] == "v1"
+    assert api.json()["edited"][0]["changed"] == ["caption"]
+    assert admin.get("/api/releases/v2").json()["parent_id"] == v1.id
+    made = admin.post(
+        "/api/releases",
+        json={"version": "v3", "min_shards": 1, "sources": ["youtube"], "until": "2030-01-01"},
+        headers=headers,
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["selection"]["until"] == "2030-01-02T00:00:00+00:00"
+    wrong = admin.post(
+        "/api/releases",
+        json={"version": "v4", "until": "0001-01-01T00:00:00+05:00"},
+        headers=headers,
+    )
+    assert wrong.status_code == 422

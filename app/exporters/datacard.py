@@ -9,12 +9,32 @@ the release holds, how it was split, what changed since its parent and how to lo
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from app.exporters.sample import METADATA_COLUMNS, SPLITS
 
-if TYPE_CHECKING:
-    from app.services.release_diff import ReleaseDiff
+
+class ChangeEntry(Protocol):
+    """One changed pair (app.services.release_diff.DiffEntry has this shape)."""
+
+    pair_id: int
+    old_key: str | None
+    new_key: str | None
+    caption: str
+    changed: list[str]
+
+
+class Changes(Protocol):
+    """What changed since the parent (app.services.release_diff.ReleaseDiff)."""
+
+    @property
+    def counts(self) -> dict[str, int]: ...
+
+    added: Sequence[ChangeEntry]
+    removed: Sequence[ChangeEntry]
+    edited: Sequence[ChangeEntry]
+
 
 CHANGELOG_LINES = 50  # per kind; `quilt release diff` lists them all
 
@@ -117,7 +137,7 @@ def _brace(split: str, shards: int) -> str:
 
 
 def render_datacard(
-    *, manifest_header: dict[str, Any], notes: str | None, diff: ReleaseDiff | None = None
+    *, manifest_header: dict[str, Any], notes: str | None, diff: Changes | None = None
 ) -> str:
     counts = manifest_header["counts"]
     shards = manifest_header["shards"]
@@ -238,7 +258,7 @@ def render_datacard(
     return "\n".join(lines)
 
 
-def _changelog(manifest_header: dict[str, Any], diff: ReleaseDiff | None) -> list[str]:
+def _changelog(manifest_header: dict[str, Any], diff: Changes | None) -> list[str]:
     parent = manifest_header.get("parent")
     if not parent or diff is None:
         return ["## Changelog", "", "First release: no parent to compare with.", ""]

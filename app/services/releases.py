@@ -80,6 +80,7 @@ JPEG_QUALITY = 95
 # Only these sources have a URL worth publishing; a local file's path or an upload's
 # storage name says something about our servers, not about the data.
 PUBLIC_SOURCE_KINDS = frozenset({"http", "youtube"})
+SOURCE_KINDS = frozenset({"file", "upload", "http", "youtube"})
 _ITEM_BATCH = 1000
 
 
@@ -217,9 +218,10 @@ def parse_until(value: str) -> dt.datetime:
             day = dt.date.fromisoformat(value)
             return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
         moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise ReleaseError(f"cut-off {value!r}: not an ISO date or datetime") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+        return moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        raise ReleaseError(f"cut-off {value[:40]!r}: not an ISO date or datetime") from None
 
 
 def create_release(
@@ -245,8 +247,11 @@ def create_release(
     """
     selection = selection or Selection()
     _check_arguments(version, val_fraction, test_fraction, samples_per_shard, min_shards)
-    if selection.min_reviews is not None and selection.min_reviews < 0:
-        raise ReleaseError("minimum reviews: 0 or more")
+    if selection.min_reviews is not None and not 0 <= selection.min_reviews <= 10_000:
+        raise ReleaseError("minimum reviews: 0 to 10000")
+    unknown = set(selection.sources) - SOURCE_KINDS
+    if unknown:
+        raise ReleaseError(f"source kinds: {', '.join(sorted(SOURCE_KINDS))}")
     root = get_settings().releases_root
     root.mkdir(parents=True, exist_ok=True)
     final = root / version

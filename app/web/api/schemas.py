@@ -20,6 +20,7 @@ from app.services.adjudication import Vote
 from app.services.agreement import AgreementReport, EditDistance, PairwiseAgreement
 from app.services.channels import ChannelYield, FilteredEntry, Listing
 from app.services.dashboards import Progress, ReviewerStats, ThroughputBucket
+from app.services.evaluation import Benchmark, EvaluationRow, ReleaseGroup
 from app.services.gold import GoldAccuracy
 from app.services.review import BatchOutcome, HistoryEntry, ReviewerHistoryItem
 
@@ -390,3 +391,142 @@ class CrawlOut(BaseModel):
     channel_id: int
     status: str
     broker_down: str | None
+
+
+# --- releases: creation options, detail, diff -------------------------------------------
+
+
+class ReleaseCreateIn(ReleaseIn):
+    """A new release: ReleaseIn plus the selection and sharding options of
+    ``quilt release create``."""
+
+    samples_per_shard: int | None = Field(default=None, ge=1, le=1_000_000)
+    min_shards: int | None = Field(default=None, ge=1, le=10_000)
+    sources: list[Literal["file", "upload", "http", "youtube"]] = Field(
+        default_factory=list, max_length=4
+    )
+    min_reviews: int | None = Field(default=None, ge=0, le=10_000)
+    until: str | None = Field(default=None, max_length=40)  # ISO date or datetime, UTC
+    parent: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class ReleaseDetailOut(ReleaseOut):
+    parent_id: int | None
+    selection: dict[str, Any]
+
+
+class ReleaseDiffEntryOut(BaseModel):
+    pair_id: int
+    old_key: str | None
+    new_key: str | None
+    split: str
+    caption: str
+    changed: list[str]
+    old_caption: str | None
+
+
+class ReleaseDiffOut(BaseModel):
+    old_version: str | None
+    new_version: str
+    counts: dict[str, int]
+    added: list[ReleaseDiffEntryOut]
+    removed: list[ReleaseDiffEntryOut]
+    edited: list[ReleaseDiffEntryOut]
+
+
+# --- evaluations (app/services/evaluation.py) ------------------------------------------
+
+
+class EvaluationIn(BaseModel):
+    """A checkpoint (or a training run's) evaluated on a release or an evaluation folder."""
+
+    task: Literal["zeroshot_retrieval", "zeroshot_classification", "linear_probe"]
+    checkpoint: str | None = Field(default=None, max_length=1024)
+    model: str | None = Field(default=None, max_length=255)
+    training_run_id: DbInt | None = None
+    release: str | None = Field(default=None, max_length=64)
+    dataset_path: str | None = Field(default=None, max_length=1024)
+    split: Literal["test", "val", "train"] = "test"
+
+
+class EvaluationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True, protected_namespaces=())
+    id: int
+    training_run_id: int | None
+    checkpoint_path: str
+    model: str
+    release_id: int | None
+    dataset_path: str | None
+    split: str
+    task: str
+    status: str
+    metrics: dict[str, Any] = Field(
+        description="metric name -> value, and `run`: the CLIP_benchmark argv, device, samples"
+    )
+    error: str | None
+    enqueued_at: dt.datetime | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+
+class EvaluationQueuedOut(EvaluationOut):
+    broker_down: str | None = None
+
+
+EvaluationRowOut = _out(EvaluationRow, "EvaluationRowOut", config={"protected_namespaces": ()})
+ReleaseGroupOut = _out(ReleaseGroup, "ReleaseGroupOut")
+BenchmarkOut = _out(
+    Benchmark,
+    "BenchmarkOut",
+    rows=(list[EvaluationRowOut], ...),
+    by_release=(list[ReleaseGroupOut], ...),
+)
+
+
+# --- training runs (app/services/training.py) ----------------------------------------------
+
+
+class TrainingIn(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    release: str = Field(min_length=1, max_length=64, description="release version (or id)")
+    model: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="an open_clip model name, or local-dir:FOLDER under the training folders",
+    )
+    pretrained: str | None = Field(default=None, max_length=1024)
+    epochs: int = Field(default=1, ge=1, le=1000)
+    batch_size: int = Field(default=32, ge=2, le=65536)
+    lr: float = Field(default=5e-6, gt=0, le=1)
+    wd: float = Field(default=0.1, ge=0, le=10)
+    warmup: int | None = Field(default=None, ge=0, le=10**7)
+    workers: int = Field(default=2, ge=0, le=64)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+
+class TrainingRunOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True, protected_namespaces=())
+    id: int
+    release_id: int
+    status: str = Field(description="queued, running, done, failed or cancelled")
+    model: str
+    pretrained: str | None
+    config: dict[str, Any]
+    argv: list[str] = Field(description="the command line of open_clip's trainer")
+    progress: dict[str, Any] = Field(description="epoch, epochs, step, steps, samples_per_s, val")
+    loss_curve: list[list[float]] = Field(description="[step, loss] points")
+    output_dir: str | None
+    checkpoint_path: str | None = Field(description="relative to the training folder")
+    checkpoint_sha256: str | None
+    device: str | None
+    worker: str | None
+    pid: int | None
+    attempts: int
+    error: str | None
+    wall_s: float | None
+    enqueued_at: dt.datetime | None
+    lease_expires_at: dt.datetime | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None

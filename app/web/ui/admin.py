@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Unpack
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, UploadFile
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import FileResponse, RedirectResponse, Response
@@ -16,7 +16,7 @@ from app.db import SessionDep
 from app.media import UnsafePathError, resolve_inside
 from app.models import Release, Role, TranscriptSegment, User, Video
 from app.pipeline import STAGE_NAMES
-from app.services import audit, control, ingest, releases, storage
+from app.services import audit, control, ingest, release_diff, releases, storage
 from app.services.users import UserError, create_user
 from app.web import errors, events, queries
 from app.web.deps import AdminUser, get_admin_user
@@ -208,16 +208,46 @@ def cancel(video_id: int, request: Request, session: SessionDep, user: AdminUser
 
 # --- releases -----------------------------------------------------------------------
 
+# The files a release lists for download: not the thousands of images/ and shard tars
+# (those are fetched with the release folder), but every table, card and index.
+_LISTED_DIRS = ("", "tsv", "clip_benchmark", "clip_benchmark_classification")
+
+
+def _listed(files: list[str]) -> list[str]:
+    return [
+        f
+        for f in files
+        if f == "shards/sizes.json"
+        or (f.rsplit("/", 1)[0] if "/" in f else "") in _LISTED_DIRS
+        or (f.startswith("clip_benchmark") and f.endswith(".txt"))
+    ]
+
 
 def _releases(request: Request, session: Session, **outcome: Unpack[Outcome]) -> Response:
     listed = releases.list_releases(session=session, newest_first=True)
-    data = {"releases": listed, "files": {r.id: queries.release_files(r) for r in listed}}
+    versions = {r.id: r.version for r in listed}
+    data = {
+        "releases": listed,
+        "files": {r.id: _listed(queries.release_files(r)) for r in listed},
+        "parents": {r.id: versions.get(r.parent_id) for r in listed if r.parent_id},
+        "sources": ("youtube", "http", "file", "upload"),
+    }
     return form_page(request, "releases", data, **outcome)
 
 
 @router.get("/releases")
 def releases_page(request: Request, session: SessionDep, user: AdminUser) -> Response:
     return _releases(request, session)
+
+
+def _optional_int(value: str, what: str) -> int | None:
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise releases.ReleaseError(f"{what}: a whole number") from None
 
 
 @router.post("/releases")
@@ -227,11 +257,47 @@ def create_release(
     user: AdminUser,
     version: Annotated[str, Form(min_length=1, max_length=64)],
     notes: Annotated[str, Form(max_length=4000)] = "",
+    samples_per_shard: Annotated[str, Form(max_length=12)] = "",
+    min_shards: Annotated[str, Form(max_length=12)] = "",
+    min_reviews: Annotated[str, Form(max_length=12)] = "",
+    until: Annotated[str, Form(max_length=40)] = "",
+    parent: Annotated[str, Form(max_length=64)] = "",
+    source: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
-    form = {"version": version, "notes": notes}
+    form = {
+        "version": version,
+        "notes": notes,
+        "samples_per_shard": samples_per_shard,
+        "min_shards": min_shards,
+        "min_reviews": min_reviews,
+        "until": until,
+        "parent": parent,
+    }
     try:
+        sources = tuple(dict.fromkeys(s for s in (source or []) if s))
+        unknown = [s for s in sources if s not in ("youtube", "http", "file", "upload")]
+        if unknown:
+            raise releases.ReleaseError(f"unknown source {unknown[0]!r}")
+        options: dict[str, Any] = {}
+        per_shard = _optional_int(samples_per_shard, "samples per shard")
+        if per_shard is not None:
+            options["samples_per_shard"] = per_shard
+        shards = _optional_int(min_shards, "minimum shards")
+        if shards is not None:
+            options["min_shards"] = shards
+        selection = releases.Selection(
+            sources=sources,
+            min_reviews=_optional_int(min_reviews, "minimum reviews"),
+            until=releases.parse_until(until) if until.strip() else None,
+        )
         release = releases.create_release(
-            session=session, version=version.strip(), user=user, notes=notes.strip() or None
+            session=session,
+            version=version.strip(),
+            user=user,
+            notes=notes.strip() or None,
+            selection=selection,
+            parent=parent.strip() or None,
+            **options,
         )
         session.commit()
     except releases.ReleaseError as exc:
@@ -245,6 +311,22 @@ def create_release(
         message=f"Release {release.version} created with {release.pair_count} pairs.",
         headers=events.trigger(events.RELEASE_CREATED),
     )
+
+
+@router.get("/releases/diff")
+def release_diff_page(
+    request: Request,
+    session: SessionDep,
+    user: AdminUser,
+    new: Annotated[str, Query(max_length=64)],
+    old: Annotated[str, Query(max_length=64)] = "",
+) -> Response:
+    """Pairs added, removed and edited from ``old`` (default: ``new``'s parent) to ``new``."""
+    try:
+        diff = release_diff.diff_releases(session=session, old=old or None, new=new)
+    except release_diff.ReleaseDiffError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return render(request, "admin/release_diff.html", {"diff": diff})
 
 
 @router.get("/releases/{release_id}/files/{path:path}")
