@@ -51,6 +51,10 @@ RULES: list[tuple[str, tuple[str, ...]]] = [
     ("workers.oneshot", ("workers.tasks", "workers.persist", "workers.stage_runner", "app.db",
                          "app.services", "celery")),
     ("workers.stage_runner", ("workers.tasks", "workers.oneshot")),
+    # An evaluation job: CLIP_benchmark around the app's rows, called by its task only.
+    ("workers.evaluation", ("workers.tasks", "workers.stages", "workers.persist",
+                            "workers.runner", "workers.stage_runner", "workers.oneshot",
+                            "app.web", "app.cli")),
     # The training task's body: open_clip's trainer in a subprocess, no stage machinery.
     ("workers.training", ("workers.tasks", "workers.oneshot", "workers.stages",
                           "workers.persist", "workers.runner")),

@@ -42,6 +42,7 @@ SAMPLE_PARAMS = {
     "user_id": "1",
     "channel_id": "1",
     "step": "1",
+    "evaluation_id": "1",
     "path": "frames/1/0001.jpg",
 }
 
@@ -97,6 +98,10 @@ def test_route_table_is_what_we_think(web_app):
         "/review/pairs/{pair_id}/gold",
         "/api/stats/gold",
         "/api/stats/gold/pairs",
+        # Evaluations of checkpoints: queue, list, compare.
+        "/api/evaluations",
+        "/api/evaluations/compare",
+        "/api/evaluations/{evaluation_id}",
     }
 
 

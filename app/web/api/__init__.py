@@ -9,6 +9,7 @@ from app.web.api import (
     auth,
     channels,
     dashboards,
+    evaluation,
     history,
     meta,
     operations,
@@ -29,6 +30,7 @@ for _module in (
     channels,
     pipeline,
     releases,
+    evaluation,
     operations,
     meta,
 ):

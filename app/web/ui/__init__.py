@@ -10,6 +10,7 @@ from app.web.ui import (
     auth,
     channels,
     dashboards,
+    evaluation,
     grid,
     media,
     review,
@@ -17,7 +18,18 @@ from app.web.ui import (
 )
 
 router = APIRouter(include_in_schema=False)
-for _module in (auth, grid, review, media, admin, channels, workers, adjudication, dashboards):
+for _module in (
+    auth,
+    grid,
+    review,
+    media,
+    admin,
+    channels,
+    workers,
+    adjudication,
+    dashboards,
+    evaluation,
+):
     router.include_router(_module.router)
 
 # Included by create_app with the upload body limit (see app/web/ui/admin.py).
