@@ -330,7 +330,14 @@ def test_a_killed_worker_takes_its_trainer_along_and_the_run_is_requeued(
     time.sleep(2.5)  # the lease runs out
     report = training.reconcile_runs(session=session)
     run = _reload(run.id)
-    assert report.requeued == 1 and run.status == "queued", (report, run.status, run.error, run.worker, run.lease_expires_at, run.enqueued_at)
+    assert report.requeued == 1 and run.status == "queued", (
+        report,
+        run.status,
+        run.error,
+        run.worker,
+        run.lease_expires_at,
+        run.enqueued_at,
+    )
 
 
 # --- through a real Celery worker --------------------------------------------------------
@@ -382,3 +389,62 @@ def test_quilt_train_inline(session, settings, release, tiny_model, capsys) -> N
     assert code == 0, out
     assert "done" in out and "sha256" in out
     assert main(["train", "nope", "--model", tiny_model]) == 1
+
+
+# --- the admin page and the API ----------------------------------------------------------
+
+
+def test_admin_pages_chart_cancel_retry_and_download(session, settings, release, tiny_model, admin):
+    run = training.create_run(
+        session=session,
+        release=release,
+        model=tiny_model,
+        pretrained=None,
+        config=_config(),
+        user=None,
+        enqueue=False,
+    )
+    assert run_training(run.id) == "done"
+    page = admin.get(f"/admin/training/{run.id}")
+    assert page.status_code == 200
+    assert "<polyline" in page.text and "Train Epoch" in page.text
+    assert f"/admin/training/{run.id}/checkpoint" in page.text
+    download = admin.get(f"/admin/training/{run.id}/checkpoint")
+    assert download.status_code == 200
+    assert hashlib.sha256(download.content).hexdigest() == _reload(run.id).checkpoint_sha256
+    assert admin.get("/admin/training/999/checkpoint").status_code == 404
+    listing = admin.get("/admin/training")
+    assert listing.status_code == 200 and f"#{run.id}" in listing.text
+
+    # The form queues a run (sent through the broker) and the page can cancel it.
+    form = {"csrf_token": admin.token, "release": "v1", "model": tiny_model, "epochs": "1"}
+    created = admin.post("/admin/training", data={**form, "batch_size": "4", "lr": "0.001"})
+    assert created.status_code == 303
+    new_id = int(created.headers["location"].rsplit("/", 1)[1])
+    assert _reload(new_id).status == "queued" and _reload(new_id).enqueued_at is not None
+    bad = admin.post("/admin/training", data={**form, "model": "local-dir:/etc"})
+    assert bad.status_code == 422 and "outside" in bad.text
+    cancelled = admin.post(f"/admin/training/{new_id}/cancel", data={"csrf_token": admin.token})
+    assert cancelled.status_code == 303 and _reload(new_id).status == "cancelled"
+    retried = admin.post(f"/admin/training/{new_id}/retry", data={"csrf_token": admin.token})
+    assert retried.status_code == 303
+    retry_id = int(retried.headers["location"].rsplit("/", 1)[1])
+    assert _reload(retry_id).config["retry_of"] == new_id
+
+    # The API: the same rows, and why a request cannot be trained.
+    headers = {"X-CSRF-Token": admin.token}
+    body = admin.get(f"/api/training/{run.id}").json()
+    assert body["status"] == "done" and body["loss_curve"] and body["checkpoint_sha256"]
+    refused = admin.post(
+        "/api/training",
+        json={"release": "v1", "model": "ViT-B-32", "batch_size": 100000},
+        headers=headers,
+    )
+    assert refused.status_code == 422  # out of the schema's range
+    refused = admin.post(
+        "/api/training",
+        json={"release": "v1", "model": "ViT-B-32", "batch_size": 10_000},
+        headers=headers,
+    )
+    assert refused.status_code == 422 and "fewer than one batch" in refused.json()["detail"]
+    assert admin.post(f"/api/training/{run.id}/cancel", headers=headers).status_code == 409

@@ -43,6 +43,8 @@ SAMPLE_PARAMS = {
     "channel_id": "1",
     "step": "1",
     "evaluation_id": "1",
+    "run_id": "1",
+    "version": "v1",
     "path": "frames/1/0001.jpg",
 }
 
@@ -98,6 +100,11 @@ def test_route_table_is_what_we_think(web_app):
         "/review/pairs/{pair_id}/gold",
         "/api/stats/gold",
         "/api/stats/gold/pairs",
+        # Training runs: start, list, read, cancel, retry.
+        "/api/training",
+        "/api/training/{run_id}",
+        "/api/training/{run_id}/cancel",
+        "/api/training/{run_id}/retry",
         # Evaluations of checkpoints: queue, list, compare.
         "/api/evaluations",
         "/api/evaluations/compare",

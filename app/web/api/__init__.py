@@ -16,6 +16,7 @@ from app.web.api import (
     pairs,
     pipeline,
     releases,
+    training,
     videos,
 )
 
@@ -30,6 +31,7 @@ for _module in (
     channels,
     pipeline,
     releases,
+    training,
     evaluation,
     operations,
     meta,

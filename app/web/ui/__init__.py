@@ -14,6 +14,7 @@ from app.web.ui import (
     grid,
     media,
     review,
+    training,
     workers,
 )
 
@@ -26,6 +27,7 @@ for _module in (
     admin,
     channels,
     workers,
+    training,
     adjudication,
     dashboards,
     evaluation,
