@@ -301,7 +301,7 @@ def run_training(run_id: int, *, poll_s: float = 0.25) -> str:
                 logs=logs,
                 python=settings.training_python or sys.executable,
             )
-            run.argv, run.device, run.output_dir = argv, device, f"runs/{name}"
+            run.argv, run.device, run.output_dir = argv, device, str(logs / name)
             model = run.model
             epochs = int((run.config or {}).get("epochs", 1))
     except training.TrainingError as exc:
@@ -375,16 +375,15 @@ def run_training(run_id: int, *, poll_s: float = 0.25) -> str:
         return "failed"
     sha = _sha256(checkpoint)
     exported = export_model(folder, checkpoint, model)
-    root = training.training_root()
     done = _finish(
         run_id,
         holder,
         progress={
             "percent": 100,
-            "model_dir": str(exported.relative_to(root)) if exported else None,
+            "model_dir": str(exported) if exported else None,
         },
         status="done",
-        checkpoint_path=str(checkpoint.relative_to(root)),
+        checkpoint_path=str(checkpoint),
         checkpoint_sha256=sha,
         wall_s=wall_s,
     )

@@ -20,8 +20,9 @@ is the part the web app and the CLI share, with no torch in it:
   went out long ago and never started, are sent again. The task's atomic claim makes a
   duplicate message harmless.
 
-Every path a run writes is under ``settings.training_root`` (``runs/run-ID-aATTEMPT/``),
-checked with ``resolve_inside``.
+Every path a run writes is under ``settings.training_root`` (``runs/run-ID-aATTEMPT/``);
+the row keeps absolute paths (output folder, checkpoint), and whatever serves them checks
+them with ``resolve_inside`` against the root.
 """
 
 from __future__ import annotations

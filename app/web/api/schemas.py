@@ -517,7 +517,9 @@ class TrainingRunOut(BaseModel):
     progress: dict[str, Any] = Field(description="epoch, epochs, step, steps, samples_per_s, val")
     loss_curve: list[list[float]] = Field(description="[step, loss] points")
     output_dir: str | None
-    checkpoint_path: str | None = Field(description="relative to the training folder")
+    checkpoint_path: str | None = Field(
+        description="the final epoch_N.pt, under the training folder"
+    )
     checkpoint_sha256: str | None
     device: str | None
     worker: str | None
