@@ -5,6 +5,8 @@ by channel and video."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import select
 
@@ -103,3 +105,39 @@ def test_progress_and_yield_by_channel_and_video(session):
     admin = make_user(session, "ada", Role.admin)
     assert dashboards.reviewer_stats(session=session) == []
     assert admin.role == "admin"
+
+
+def test_per_hour_is_over_active_time_with_a_floor():
+    start = dt.datetime(2026, 1, 1, 9, 0)
+    at = [start + dt.timedelta(seconds=s) for s in (0, 1)]
+    # Two decisions a second apart: too few to give a rate (once 7,200 an hour).
+    assert dashboards.decisions_per_hour(at) is None
+    # Six decisions in 50 s: the window is at least 10 minutes, so 36 an hour.
+    burst = [start + dt.timedelta(seconds=10 * i) for i in range(6)]
+    assert dashboards.decisions_per_hour(burst) == pytest.approx(36.0)
+    # Twelve decisions a minute apart in two sittings three hours apart: the break is not
+    # review time (10 active minutes, 12 decisions: 72 an hour).
+    sittings = [start + dt.timedelta(minutes=i) for i in range(6)] + [
+        start + dt.timedelta(hours=3, minutes=i) for i in range(6)
+    ]
+    assert dashboards.decisions_per_hour(sittings) == pytest.approx(72.0)
+
+
+def test_dashboard_says_too_few_for_two_decisions(admin, session):
+    video = make_video(session)
+    rita = make_user(session, "rita")
+    for pair in (make_pair(session, video), make_pair(session, video)):
+        vote(session, rita, pair, "approve", k=1)
+    [stats] = dashboards.reviewer_stats(session=session)
+    assert (stats.decisions, stats.per_hour) == (2, None)
+    page = admin.get("/admin/dashboard").text
+    row = page.split('id="reviewers"', 1)[1].split("</table>", 1)[0]
+    assert "too few" in row
+    header, body = row.split("</thead>", 1)
+    # Every number column's header is a number column too (aligned over its figures).
+    first_row = body.split("</tr>", 1)[0]
+    assert header.count("<th>") + header.count("<th ") == first_row.count("<td")
+    numeric = header.count('<th class="num"')
+    assert numeric == first_row.count('<td class="num"') == 9
+    # ...and the stylesheet puts those headers on the right, over their figures.
+    assert ".table th.num { text-align: right; }" in admin.get("/static/app.css").text

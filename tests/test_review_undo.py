@@ -79,7 +79,14 @@ def test_undo_of_an_override_restores_the_earlier_verdict(session, team):
     pairs, (alice, bob, _), _ = team
     p = pairs[0]
     first_version = vote(session, alice, p, "reject", "duplicate", k=1).version
-    overridden = vote(session, bob, p, "approve", k=1)
+    overridden = review.decide(
+        session=session,
+        pair_id=p.id,
+        reviewer=bob,
+        decision="approve",
+        expected_version=first_version,
+        confirm=True,  # a settled pair changes only on purpose
+    )
     assert (overridden.status, overridden.version) == ("approved", first_version + 1)
     back = review.undo_last(session=session, reviewer=bob)
     assert (back.status, back.reject_reason, back.reviewed_by_id) == (

@@ -154,7 +154,7 @@ def render_datacard(
         "",
     ]
     if notes:
-        lines += ["## Notes", "", notes.strip(), ""]
+        lines += ["## Notes", "", notes.strip().replace("&", "&amp;").replace("<", "&lt;"), ""]
     lines += _changelog(manifest_header, diff)
     selection = manifest_header.get("selection") or {}
     method = manifest_header.get("split_method", "video_hash")

@@ -36,6 +36,7 @@ from app.services.review.rows import (
     get_pair,
     lock_pair,
     outright_verdict,
+    refuse_not_histology,
     standing_votes,
     write_verdict,
 )
@@ -148,6 +149,11 @@ def adjudicate(
     reason_str, comment = validate_decision(decision=decision, reason=reason, comment=comment)
     now = utcnow()
     row = lock_pair(session, pair_id, expected_version=expected_version)
+    try:
+        refuse_not_histology(decision=decision, not_histology=row.not_histology)
+    except ReviewError:
+        session.rollback()
+        raise
     status_after, values = outright_verdict(
         decision=decision, reason=reason_str, comment=comment, by_id=admin.id, now=now
     )

@@ -95,11 +95,34 @@ class ReviewerStats:
     rejections: int
     undos: int
     adjudications: int
-    per_hour: float  # decisions / hours between first and last decision in the window
+    # Decisions per hour of active time (gaps under BREAK_S summed, at least
+    # MIN_ACTIVE_S); None with fewer than MIN_DECISIONS_FOR_RATE decisions (too few).
+    per_hour: float | None
     median_s_between: float | None  # median gap between consecutive decisions (< 10 min)
     mean_kappa: float | None  # mean Cohen's kappa against the reviewers they share pairs with
     gold_answered: int
     gold_accuracy: float | None
+
+
+# Throughput: a gap of BREAK_S or more between two decisions is a break, not review time.
+# The rate is over the active time (the gaps under BREAK_S), never less than MIN_ACTIVE_S,
+# and only from MIN_DECISIONS_FOR_RATE decisions on: two decisions a second apart are not
+# 7,200 an hour.
+BREAK_S = 600
+MIN_ACTIVE_S = 600
+MIN_DECISIONS_FOR_RATE = 5
+
+
+def decisions_per_hour(times: list[dt.datetime]) -> float | None:
+    """Decisions per hour of active time, or None when there are too few to say."""
+    if len(times) < MIN_DECISIONS_FOR_RATE:
+        return None
+    active = sum(
+        gap
+        for a, b in zip(times, times[1:], strict=False)
+        if (gap := (b - a).total_seconds()) < BREAK_S
+    )
+    return len(times) / (max(active, MIN_ACTIVE_S) / 3600)
 
 
 def reviewer_stats(
@@ -130,9 +153,8 @@ def reviewer_stats(
         gaps = [
             (b - a).total_seconds()
             for a, b in zip(times, times[1:], strict=False)
-            if (b - a).total_seconds() < 600  # longer gaps are breaks, not review time
+            if (b - a).total_seconds() < BREAK_S  # longer gaps are breaks, not review time
         ]
-        hours = (times[-1] - times[0]).total_seconds() / 3600 if len(times) > 1 else 0.0
         g = scored.get(rid)
         out.append(
             ReviewerStats(
@@ -143,7 +165,7 @@ def reviewer_stats(
                 rejections=sum(1 for v in votes if v[1] == "reject"),
                 undos=sum(1 for i in items if i[0] == ReviewKind.undo),
                 adjudications=sum(1 for i in items if i[0] == ReviewKind.adjudication),
-                per_hour=len(times) / hours if hours > 0 else float(len(times)),
+                per_hour=decisions_per_hour(times),
                 median_s_between=statistics.median(gaps) if gaps else None,
                 mean_kappa=statistics.fmean(kappas[name]) if kappas.get(name) else None,
                 gold_answered=g.answered if g else 0,

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from app.models import REJECT_REASON_LABELS, Role
 from app.pipeline import STAGE_NAMES
+from app.services import redact
 from app.settings import REPO_ROOT
 from app.web.security import csrf_token
 
@@ -55,6 +56,10 @@ def _when(value: dt.datetime | None) -> str:
 templates = Jinja2Templates(directory=REPO_ROOT / "templates", context_processors=[_common])
 templates.env.filters["timespan"] = _timespan
 templates.env.filters["when"] = _when
+# A video's source as reviewers see it: a local file by its name, never its server path.
+templates.env.filters["source_name"] = lambda video: redact.source_name(
+    video.source_kind, video.source_url
+)
 templates.env.globals["stage_order"] = list(STAGE_NAMES)
 templates.env.globals["reject_reason_labels"] = {
     k.value: v for k, v in REJECT_REASON_LABELS.items()

@@ -35,6 +35,7 @@ from app.services.review.decisions import (
 )
 from app.services.review.edits import (
     EDITABLE_FIELDS,
+    MAX_CAPTION_LEN,
     MAX_TEXT_LEN,
     TAG_FIELDS,
     TEXT_FIELDS,
@@ -67,12 +68,14 @@ from app.services.review.queue import (
     claim_batch,
     claim_next,
 )
-from app.services.review.rows import get_pair
+from app.services.review.rows import NOT_HISTOLOGY_APPROVAL, get_pair, refuse_not_histology
 
 __all__ = [
     "EDITABLE_FIELDS",
+    "MAX_CAPTION_LEN",
     "MAX_COMMENT_LEN",
     "MAX_TEXT_LEN",
+    "NOT_HISTOLOGY_APPROVAL",
     "NO_FILTERS",
     "TAG_FIELDS",
     "TEXT_FIELDS",
@@ -98,6 +101,7 @@ __all__ = [
     "list_pairs",
     "pair_history",
     "queue_counts",
+    "refuse_not_histology",
     "reviewer_history",
     "skip",
     "undo_last",

@@ -32,11 +32,13 @@ from app.models import (
     utcnow,
 )
 from app.services import audit
+from app.services.review.edits import strip_bidi
 from app.services.review.errors import ConflictError, PairNotFoundError, ReviewError
 from app.services.review.rows import (
     active_reviews,
     lock_pair,
     outright_verdict,
+    refuse_not_histology,
     verdict_values,
     write_verdict,
 )
@@ -52,7 +54,7 @@ def validate_decision(
     """Check a decision before anything is written: (the reason's value, cleaned comment)."""
     if decision not in ("approve", "reject"):
         raise ReviewError("decision must be 'approve' or 'reject'")
-    comment = (comment or "").strip() or None
+    comment = strip_bidi(comment or "").strip() or None
     if comment and len(comment) > MAX_COMMENT_LEN:
         raise ReviewError(f"comment: at most {MAX_COMMENT_LEN} characters")
     if decision == "approve":
@@ -98,6 +100,30 @@ def _settle(votes: list[tuple[str, str | None, str | None]]) -> tuple[str, str |
     return PairStatus.disputed, None, None
 
 
+def _refuse_others_lease(
+    pair_id: int, row: Any, leases: list[Any], reviewer_id: int, k: int
+) -> None:
+    """A pending pair is the lease holders' while their leases are open: a decision by
+    someone without a lease, when other reviewers' open leases fill the votes the pair
+    still lacks, would take the pair from under them (they would get a 409 on saving).
+    ``leases``: the reviewer ids of the pair's open leases."""
+    if reviewer_id in leases:
+        return
+    if leases and len(leases) >= (row.reviews_needed or k) - row.review_count:
+        raise ConflictError(
+            f"pair {pair_id} is being reviewed by someone else (it is leased to them); "
+            "you may decide it once they are done or their lease expires",
+            current_version=row.version,
+        )
+
+
+def settled_message(session: Session, pair_id: int, status: str, reviewed_by_id: int | None) -> str:
+    """Why a settled pair is not changed without ``confirm``."""
+    by = session.scalar(select(User.username).where(User.id == reviewed_by_id))
+    who = f" by {by}" if by else ""
+    return f"this pair is settled ({status}{who}); confirm to change it"
+
+
 def decide(
     *,
     session: Session,
@@ -108,6 +134,7 @@ def decide(
     comment: str | None = None,
     expected_version: int,
     reviews_per_pair: int | None = None,
+    confirm: bool = False,
 ) -> Pair:
     """Approve or reject a pair: append a Review (the caller's vote) and settle the pair
     once it has k votes: unanimous votes set approved/rejected, others ``disputed`` (the
@@ -115,14 +142,25 @@ def decide(
     so the k reviewers of one pair never conflict with each other; a stale
     ``expected_version`` (an edit since) is a ``ConflictError``, as is a second vote by
     the same reviewer on a pending pair. On a pair already settled, a decision overrides
-    (audited); disputed pairs are settled by admins (``adjudication.adjudicate``).
+    (audited) only with ``confirm`` (else a ``ConflictError`` that says who settled it);
+    disputed pairs are settled by admins (``adjudication.adjudicate``).
     Gold pairs keep their known answer: the vote is only recorded (for accuracy).
+
+    Refused: a pending pair whose open slots are all leased to other reviewers while the
+    caller holds no lease on it (``ConflictError``: they are reviewing it; once their
+    lease expires it is anyone's), and approving a pair tagged not histology
+    (``ReviewError``: not histology is a rejection reason).
     """
     reason_str, comment = validate_decision(decision=decision, reason=reason, comment=comment)
     k = reviews_per_pair or get_settings().reviews_per_pair
     now = utcnow()
     row = lock_pair(session, pair_id, expected_version=expected_version)
     status_before = row.status
+    try:
+        refuse_not_histology(decision=decision, not_histology=row.not_histology)
+    except ReviewError:
+        session.rollback()
+        raise
     status_after = status_before
     # One read after the lock (on Postgres a fresh snapshot: it sees every vote committed
     # before the lock was ours): the standing votes, and a row with id 0 if it is gold.
@@ -139,10 +177,17 @@ def decide(
                 GoldAnswer.reason,
                 null(),
             ).where(GoldAnswer.pair_id == pair_id),
+            # Open leases on the pair, as rows with id -1 (whose they are).
+            select(literal(-1, Integer), Assignment.reviewer_id, null(), null(), null()).where(
+                Assignment.pair_id == pair_id,
+                Assignment.completed_at.is_(None),
+                Assignment.expires_at > now,
+            ),
         )
     ).all()
     gold = any(r[0] == 0 for r in rows)
-    votes = sorted((r for r in rows if r[0] != 0), key=lambda r: r[0])
+    leases = [r[1] for r in rows if r[0] == -1]
+    votes = sorted((r for r in rows if r[0] > 0), key=lambda r: r[0])
     mine = any(r[1] == reviewer.id for r in votes)
     if (gold or status_before == PairStatus.pending) and mine:
         session.rollback()
@@ -150,6 +195,17 @@ def decide(
             f"you already reviewed pair {pair_id}; undo it to decide again",
             current_version=row.version,
         )
+    if not gold and status_before == PairStatus.pending:
+        try:
+            _refuse_others_lease(pair_id, row, leases, reviewer.id, k)
+        except ConflictError:
+            session.rollback()
+            raise
+    settled = status_before in (PairStatus.approved, PairStatus.rejected)
+    if not gold and settled and not confirm:
+        message = settled_message(session, pair_id, status_before, row.reviewed_by_id)
+        session.rollback()
+        raise ConflictError(message, current_version=row.version)
     values: dict[str, Any] = {}
     if gold:
         pass  # the known answer stands; the vote is scored against it
@@ -201,6 +257,7 @@ def decide(
         reason=reason_str,
         status=status_after,
         version=expected_version + (status_after != status_before),
+        **({"confirmed_override": True} if confirm and status_before != status_after else {}),
     )
     session.commit()
     return pair
@@ -224,6 +281,7 @@ def decide_many(
     decision: Decision | str,
     reason: RejectReason | str | None = None,
     comment: str | None = None,
+    confirm: bool = False,
 ) -> list[BatchOutcome]:
     """Grid triage: one decision on many ``(pair_id, expected_version)``. Each pair is its
     own unit of work; a conflict or a missing pair is reported in its outcome and the
@@ -240,6 +298,7 @@ def decide_many(
                 reason=reason,
                 comment=comment,
                 expected_version=version,
+                confirm=confirm,
             )
         except ConflictError as exc:
             outcomes.append(

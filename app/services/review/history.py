@@ -17,8 +17,11 @@ from app.models import (
     Pair,
     PairRevision,
     PairStatus,
+    Release,
+    ReleaseItem,
     Review,
     ReviewKind,
+    Role,
     User,
     utcnow,
 )
@@ -48,6 +51,9 @@ class HistoryEntry:
     comment: str | None = None
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
+    # A decision that changed a settled pair (or undid one in a release): the caller
+    # confirmed it on purpose.
+    confirmed: bool = False
 
 
 def _with_authors(session: Session, model: Any, author_id: Any, pair_id: int) -> list[Any]:
@@ -63,9 +69,20 @@ def _with_authors(session: Session, model: Any, author_id: Any, pair_id: int) ->
     )
 
 
-def pair_history(*, session: Session, pair_id: int) -> list[HistoryEntry]:
-    """Edits and decisions on a pair, oldest first."""
-    get_pair(session=session, pair_id=pair_id)
+SETTLED = (PairStatus.approved, PairStatus.rejected)
+
+
+def pair_history(
+    *, session: Session, pair_id: int, viewer: User | None = None
+) -> list[HistoryEntry]:
+    """Edits and decisions on a pair, oldest first.
+
+    Votes are blind: with a ``viewer`` who is not an admin, other reviewers' votes (and
+    their undos) are left out until the pair is settled (approved or rejected), so the
+    second of k reviewers never sees the first one's vote before casting theirs. Their
+    own votes they always see; admins see everything."""
+    pair = get_pair(session=session, pair_id=pair_id)
+    blind = viewer is not None and viewer.role != Role.admin and pair.status not in SETTLED
     entries = [
         HistoryEntry(
             kind="edit",
@@ -88,8 +105,11 @@ def pair_history(*, session: Session, pair_id: int) -> list[HistoryEntry]:
             comment=review.comment,
             before={"status": review.status_before} if review.status_before else None,
             after={"status": review.status_after} if review.status_after else None,
+            confirmed=(review.kind == ReviewKind.review and review.status_before in SETTLED)
+            or (review.kind == ReviewKind.undo and (review.comment or "").startswith("confirmed")),
         )
         for review, username in _with_authors(session, Review, Review.reviewer_id, pair_id)
+        if not blind or review.reviewer_id == viewer.id
     ]
     # SQLite returns naive datetimes (all UTC); compare them as such.
     entries.sort(key=lambda e: e.created_at.replace(tzinfo=None))
@@ -97,7 +117,12 @@ def pair_history(*, session: Session, pair_id: int) -> list[HistoryEntry]:
 
 
 def undo_last(
-    *, session: Session, reviewer: User, lease_s: int | None = None, now: dt.datetime | None = None
+    *,
+    session: Session,
+    reviewer: User,
+    lease_s: int | None = None,
+    now: dt.datetime | None = None,
+    confirm: bool = False,
 ) -> Pair | None:
     """Take back the caller's last decision that still stands; None when there is none.
 
@@ -105,7 +130,9 @@ def undo_last(
     taken out of the pair's count and a pair it settled goes back to pending; an
     adjudication puts the pair back to disputed. The caller gets a fresh lease on the
     pair, so the next claim shows it again. ``ConflictError`` when someone settled or
-    overrode the pair after this decision.
+    overrode the pair after this decision. A decision whose pair is in a release (frozen
+    there as it was) is undone only with ``confirm`` (else a ``ConflictError`` naming the
+    release); the undo row then says so in its comment.
     """
     now = now or utcnow()
     lease_s = get_settings().lease_s if lease_s is None else lease_s
@@ -142,6 +169,20 @@ def undo_last(
                 current_version=row.version,
             )
     status_before = row.status
+    released = session.scalar(
+        select(Release.version)
+        .join(ReleaseItem, ReleaseItem.release_id == Release.id)
+        .where(ReleaseItem.pair_id == last.pair_id)
+        .order_by(Release.id.desc())
+        .limit(1)
+    )
+    if released is not None and not confirm:
+        session.rollback()
+        raise ConflictError(
+            f"this decision is in release {released}; confirm to change it — releases stay "
+            "as they are, the next release picks the change up",
+            current_version=row.version,
+        )
     values: dict[str, Any] = {}
     restore: Review | None = None
     if gold:
@@ -181,7 +222,7 @@ def undo_last(
         kind=ReviewKind.undo,
         decision=last.decision,
         reason=last.reason,
-        comment=None,
+        comment=f"confirmed: the decision was in release {released}" if released else None,
         pair_version=row.version,
         status_before=status_before,
         status_after=status_after,

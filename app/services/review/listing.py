@@ -18,6 +18,7 @@ from app.models import (
     Video,
     utcnow,
 )
+from app.services import redact
 from app.services.review.queue import NO_FILTERS, QueueFilters
 
 
@@ -110,7 +111,8 @@ def filter_options(*, session: Session) -> FilterOptions:
     ).all()
     return FilterOptions(
         channels=[(i, t or u) for i, t, u in channels],
-        videos=[(i, t or u) for i, t, u in videos],
+        # An untitled local video by its file name: the listing is every reviewer's.
+        videos=[(i, t or redact.source_name(None, u)) for i, t, u in videos],
         sources=list(sources),
         magnifications=list(mags),
         statuses=[s.value for s in PairStatus],

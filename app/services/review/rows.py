@@ -23,7 +23,7 @@ from app.models import (
     ReviewKind,
     utcnow,
 )
-from app.services.review.errors import PairNotFoundError, conflict
+from app.services.review.errors import PairNotFoundError, ReviewError, conflict
 
 
 def get_pair(*, session: Session, pair_id: int) -> Pair:
@@ -62,7 +62,14 @@ def lock_pair(session: Session, pair_id: int, *, expected_version: int | None = 
         update(Pair)
         .where(Pair.id == pair_id)
         .values(version=Pair.version)
-        .returning(Pair.version, Pair.status, Pair.review_count, Pair.reviews_needed)
+        .returning(
+            Pair.version,
+            Pair.status,
+            Pair.review_count,
+            Pair.reviews_needed,
+            Pair.not_histology,
+            Pair.reviewed_by_id,
+        )
         .execution_options(synchronize_session=False)
     ).first()
     if row is None:
@@ -72,6 +79,19 @@ def lock_pair(session: Session, pair_id: int, *, expected_version: int | None = 
         session.rollback()
         raise conflict(pair_id, row.version, expected_version)
     return row
+
+
+NOT_HISTOLOGY_APPROVAL = (
+    "a pair tagged not histology cannot be approved: reject it (reason: not histology) "
+    "or untick the tag"
+)
+
+
+def refuse_not_histology(*, decision: str, not_histology: bool | None) -> None:
+    """Not histology is a rejection reason: an approved pair ships in the next release, so
+    a pair tagged so is never approved (votes, overrides, adjudication alike)."""
+    if decision == "approve" and not_histology:
+        raise ReviewError(NOT_HISTOLOGY_APPROVAL)
 
 
 def standing_votes(*, pair_ids: Collection[int] | None = None) -> Any:

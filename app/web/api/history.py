@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from app.db import SessionDep
 from app.services import review
 from app.web.api.pairs import pair_out
-from app.web.api.schemas import PairOut, ReviewerHistoryItemOut
+from app.web.api.schemas import PairOut, ReviewerHistoryItemOut, UndoIn
 from app.web.deps import CurrentUser
 
 router = APIRouter(prefix="/history", tags=["history"])
@@ -43,13 +43,17 @@ def my_history(
     response_model=PairOut,
     responses={
         204: {"description": "No decision left to undo"},
-        409: {"description": "Someone settled the pair after the caller's decision"},
+        409: {
+            "description": "Someone settled the pair after the caller's decision, or the "
+            "decision is in a release and was not confirmed"
+        },
     },
 )
-def undo(session: SessionDep, user: CurrentUser):
+def undo(session: SessionDep, user: CurrentUser, body: UndoIn | None = None):
     """Take back the caller's last standing decision (an undo row is appended; nothing is
-    deleted). The pair comes back to the caller, leased, as it is now."""
-    pair = review.undo_last(session=session, reviewer=user)
+    deleted). The pair comes back to the caller, leased, as it is now. A decision whose
+    pair is in a release needs ``{"confirm": true}`` (else 409)."""
+    pair = review.undo_last(session=session, reviewer=user, confirm=bool(body and body.confirm))
     if pair is None:
         return Response(status_code=204)
     return pair_out(pair)

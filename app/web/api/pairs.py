@@ -119,6 +119,7 @@ def batch_decision(
         decision=body.decision,
         reason=body.reason,
         comment=body.comment,
+        confirm=body.confirm,
     )
     return [BatchOutcomeOut.model_validate(o) for o in outcomes]
 
@@ -151,6 +152,7 @@ def decide(pair_id: PairId, body: DecisionIn, session: SessionDep, user: Current
         reason=body.reason,
         comment=body.comment,
         expected_version=body.version,
+        confirm=body.confirm,
     )
     return pair_out(pair)
 
@@ -172,7 +174,9 @@ def edit(pair_id: PairId, body: EditIn, session: SessionDep, user: CurrentUser) 
 
 @router.get("/{pair_id}/history", response_model=list[HistoryEntryOut])
 def history(pair_id: PairId, session: SessionDep, user: CurrentUser) -> list[HistoryEntryOut]:
-    entries = review.pair_history(session=session, pair_id=pair_id)
+    """Edits and decisions on the pair, oldest first. Votes are blind: reviewers see other
+    reviewers' votes once the pair is approved or rejected (their own always; admins all)."""
+    entries = review.pair_history(session=session, pair_id=pair_id, viewer=user)
     return [HistoryEntryOut.model_validate(e) for e in entries]
 
 

@@ -107,11 +107,17 @@ class DecisionIn(BaseModel):
     version: int = Field(
         ge=0, le=2**31 - 1, description="The version the decision was made on (409 if stale)."
     )
+    confirm: bool = Field(
+        default=False,
+        description="Change a settled pair (approved or rejected) on purpose; without it, 409.",
+    )
 
 
 class EditIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    caption: str | None = Field(default=None, max_length=20_000)
+    caption: str | None = Field(
+        default=None, max_length=2_000, description="At most 2,000 characters (a caption)."
+    )
     medical_text: str | None = Field(default=None, max_length=20_000)
     roi_text: str | None = Field(default=None, max_length=20_000)
     magnification: int | None = Field(default=None, ge=0, le=200)
@@ -244,6 +250,18 @@ class BatchDecisionIn(BaseModel):
     decision: Literal["approve", "reject"]
     reason: RejectReason | None = None
     comment: str | None = Field(default=None, max_length=2000)
+    confirm: bool = Field(
+        default=False,
+        description="Change a settled pair (approved or rejected) on purpose; without it, 409.",
+    )
+
+
+class UndoIn(BaseModel):
+    confirm: bool = Field(
+        default=False,
+        description="Undo a decision whose pair is in a release; without it, 409. Releases "
+        "stay as they are; the next release picks the change up.",
+    )
 
 
 BatchOutcomeOut = _out(BatchOutcome, "BatchOutcomeOut")

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query
 
 from app.db import SessionDep
-from app.models import Channel
-from app.services import control, ingest
+from app.models import Channel, Role, User, Video
+from app.services import control, ingest, redact
 from app.web import queries
 from app.web.api.schemas import QueuedOut, QueueIn, StageRunOut, VideoDetailOut, VideoList, VideoOut
 from app.web.deps import AdminUser, CurrentUser
@@ -16,6 +16,21 @@ from app.web.deps import AdminUser, CurrentUser
 router = APIRouter(prefix="/videos", tags=["videos"])
 
 VideoId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+def video_out(video: Video, user: User) -> VideoOut:
+    """A video as the caller may see it: admins get the source's path and the stored error
+    as they are; reviewers a local source's file name and a one-line error in words
+    (app/services/redact.py)."""
+    out = VideoOut.model_validate(video)
+    if user.role == Role.admin:
+        return out
+    return out.model_copy(
+        update={
+            "source_url": redact.source_name(video.source_kind, video.source_url),
+            "error": redact.error_line(video.error),
+        }
+    )
 
 
 @router.get("", response_model=VideoList)
@@ -27,15 +42,22 @@ def list_videos(
     status: str | None = Query(None, max_length=16),
 ) -> VideoList:
     total, videos = queries.list_videos(session=session, limit=limit, offset=offset, status=status)
-    return VideoList(total=total, items=[VideoOut.model_validate(v) for v in videos])
+    return VideoList(total=total, items=[video_out(v, user) for v in videos])
 
 
 @router.get("/{video_id}", response_model=VideoDetailOut)
 def get_video(video_id: VideoId, session: SessionDep, user: CurrentUser) -> VideoDetailOut:
     video = queries.video_or_404(session, video_id)
     return VideoDetailOut(
-        **VideoOut.model_validate(video).model_dump(),
-        stage_runs=[StageRunOut.model_validate(r) for r in video.stage_runs],
+        **video_out(video, user).model_dump(),
+        stage_runs=[
+            StageRunOut.model_validate(r)
+            if user.role == Role.admin
+            else StageRunOut.model_validate(r).model_copy(
+                update={"error": redact.error_line(r.error)}
+            )
+            for r in video.stage_runs
+        ],
         pair_counts=queries.pair_counts_for_video(session=session, video_id=video_id),
         segment_count=queries.segment_count(session=session, video_id=video_id),
     )

@@ -52,5 +52,6 @@ def dashboard_page(
         "days": days,
         "names": names,
         "per_day": per_day,
+        "min_decisions_for_rate": dashboards.MIN_DECISIONS_FOR_RATE,
     }
     return render(request, "admin/dashboard.html", context)

@@ -58,6 +58,21 @@ def word_diff(before: str, after: str) -> list[DiffPiece]:
     return pieces
 
 
+DIFFED_FIELDS = ("caption", "medical_text", "roi_text")
+
+
+def edit_diffs(before: dict | None, after: dict | None) -> dict[str, list[DiffPiece]]:
+    """The text fields of one edit in a pair's history as word diffs (the same rendering as
+    the ASR vs corrected text): a one-word fix reads as one word, not the whole caption
+    replaced. Tags and other fields are left out (the template shows them as before/after)."""
+    before, after = before or {}, after or {}
+    return {
+        name: word_diff(str(before.get(name) or ""), str(value or ""))
+        for name, value in after.items()
+        if name in DIFFED_FIELDS
+    }
+
+
 def magnification_label(value: int | None) -> str | None:
     if value is None:
         return None

@@ -22,7 +22,7 @@ from app.web import events
 from app.web.deps import AdminUser, CurrentUser
 from app.web.errors import as_sentence, error_response
 from app.web.templating import is_admin, is_htmx, render
-from app.web.ui.pair_context import pair_view
+from app.web.ui.pair_context import edit_diffs, pair_view
 
 router = APIRouter(prefix="/review")
 
@@ -47,6 +47,13 @@ def _pane(
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response:
+    history = (
+        review.pair_history(
+            session=session, pair_id=pair.id, viewer=getattr(request.state, "user", None)
+        )
+        if pair is not None and mode != "queue"
+        else []
+    )
     context: dict[str, Any] = {
         "pair": pair,
         "video": pair.video if pair else None,
@@ -60,9 +67,11 @@ def _pane(
         "message": message,
         "error": error,
         "draft": draft or {},
-        "history": review.pair_history(session=session, pair_id=pair.id)
-        if pair is not None and mode != "queue"
-        else [],
+        "history": history,
+        # Caption, medical and ROI edits as word diffs, by the entry's place in history.
+        "history_diffs": [
+            edit_diffs(e.before, e.after) if e.kind == "edit" else {} for e in history
+        ],
         # Detail mode, admins only: the pair's known answer, if one was given (gold form).
         # Reviewers are never told which pairs are gold: their votes on them are scored.
         "gold": session.get(GoldAnswer, pair.id)
@@ -110,9 +119,19 @@ def mine(step: int, request: Request, session: SessionDep, user: CurrentUser) ->
 
 
 @router.post("/undo")
-def undo(request: Request, session: SessionDep, user: CurrentUser) -> Response:
-    """Take back one's last decision; the pair comes back on screen to decide again."""
-    pair = review.undo_last(session=session, reviewer=user)
+def undo(
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    confirm: Annotated[bool, Form()] = False,
+) -> Response:
+    """Take back one's last decision; the pair comes back on screen to decide again. A
+    decision in a release needs the ``confirm`` field (else 409 with why)."""
+    try:
+        pair = review.undo_last(session=session, reviewer=user, confirm=confirm)
+    except review.ConflictError as exc:
+        # Answered here, while the session is open (the rollback expired the user row).
+        return error_response(request, 409, as_sentence(exc))
     if pair is None:
         return error_response(request, 404, "Nothing to undo.")
     message = f"Undid your decision on pair #{pair.id}."
@@ -142,7 +161,7 @@ def act(
     user: CurrentUser,
     action: Annotated[Action, Form()],
     version: Annotated[int, Form()],
-    caption: Annotated[str | None, Form(max_length=review.MAX_TEXT_LEN)] = None,
+    caption: Annotated[str | None, Form(max_length=review.MAX_TEXT_LEN)] = None,  # service: 2,000
     medical_text: Annotated[str | None, Form(max_length=review.MAX_TEXT_LEN)] = None,
     roi_text: Annotated[str | None, Form(max_length=review.MAX_TEXT_LEN)] = None,
     reason: Annotated[str | None, Form(max_length=32)] = None,
@@ -152,6 +171,7 @@ def act(
     subpathology: Annotated[str | None, Form(max_length=64)] = None,
     not_histology: Annotated[str | None, Form(max_length=8)] = None,
     tags: Annotated[str | None, Form(max_length=1)] = None,
+    confirm: Annotated[bool, Form()] = False,
 ) -> Response:
     """approve / reject / save / skip. Edited caption fields are saved before a decision,
     so that pressing "a" after fixing a caption keeps the fix."""
@@ -203,6 +223,11 @@ def act(
     try:
         if action in ("approve", "reject"):
             review.validate_decision(decision=action, reason=reason, comment=comment)
+            # Checked before the edit is saved: approving a pair ticked not histology is
+            # refused as a whole (the tick and the approval contradict each other).
+            review.refuse_not_histology(
+                decision=action, not_histology=fields.get("not_histology", pair.not_histology)
+            )
         if fields:
             pair = review.edit(
                 session=session, pair_id=pair_id, user=user, fields=fields, expected_version=version
@@ -227,6 +252,7 @@ def act(
             reason=reason or None,
             comment=comment,
             expected_version=version,
+            confirm=confirm,
         )
     except review.ConflictError as exc:
         return again(
