@@ -63,6 +63,8 @@ def test_review_with_keyboard_then_release(
     page.keyboard.press("3")
     page.wait_for_selector(f"text=Rejected pair #{second.id}")
     page.wait_for_selector("text=Nothing to review")
+    # The decision saves in the background; the counts refresh once it is stored.
+    page.wait_for_selector("#queue-counts >> text=1 rejected")
     session.expire_all()
     rejected = session.get(Pair, second.id)
     assert (rejected.status, rejected.reject_reason) == ("rejected", "text_mismatch")

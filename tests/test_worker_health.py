@@ -84,7 +84,7 @@ def test_filesystem_broker_without_a_worker(admin, reviewer_client, session, mon
     session.commit()
 
     report = admin.get("/api/workers").json()
-    assert report["transport"] == "filesystem" and report["reachable"] is True
+    assert report["transport"] == "filesystem" and report["reachable"] is True, report["problem"]
     assert report["problem"].startswith("No worker answered within")
     assert report["workers"] == []
     assert _queues(report) == {"cpu": 2, "gpu": 1}
