@@ -104,6 +104,19 @@ def _config(**overrides) -> training.TrainingConfig:
     return training.TrainingConfig(**{**values, **overrides})
 
 
+def _unsent_run(session, release, model: str) -> TrainingRun:
+    """A run of the default test config, written but not sent: the test runs it."""
+    return training.create_run(
+        session=session,
+        release=release,
+        model=model,
+        pretrained=None,
+        config=_config(),
+        user=None,
+        enqueue=False,
+    )
+
+
 def _reload(run_id: int) -> TrainingRun:
     with app_db.get_sessionmaker()() as s:
         run = s.get(TrainingRun, run_id)
@@ -193,15 +206,7 @@ def test_untrusted_model_folders_stay_inside_the_allowed_ones(settings, tmp_path
 def test_a_crashed_workers_run_is_requeued_then_failed(session, settings, release, tiny_model):
     import datetime as dt
 
-    run = training.create_run(
-        session=session,
-        release=release,
-        model=tiny_model,
-        pretrained=None,
-        config=_config(),
-        user=None,
-        enqueue=False,
-    )
+    run = _unsent_run(session, release, tiny_model)
     past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
     run.status, run.attempts, run.worker, run.lease_expires_at = "running", 1, "gone:1", past
     session.commit()
@@ -226,15 +231,7 @@ def test_a_crashed_workers_run_is_requeued_then_failed(session, settings, releas
 
 
 def test_one_epoch_through_the_task_function(session, settings, release, tiny_model) -> None:
-    run = training.create_run(
-        session=session,
-        release=release,
-        model=tiny_model,
-        pretrained=None,
-        config=_config(),
-        user=None,
-        enqueue=False,
-    )
+    run = _unsent_run(session, release, tiny_model)
     assert run_training(run.id) == "done"
     run = _reload(run.id)
     assert run.status == "done", run.error
@@ -395,15 +392,7 @@ def test_quilt_train_inline(session, settings, release, tiny_model, capsys) -> N
 
 
 def test_admin_pages_chart_cancel_retry_and_download(session, settings, release, tiny_model, admin):
-    run = training.create_run(
-        session=session,
-        release=release,
-        model=tiny_model,
-        pretrained=None,
-        config=_config(),
-        user=None,
-        enqueue=False,
-    )
+    run = _unsent_run(session, release, tiny_model)
     assert run_training(run.id) == "done"
     page = admin.get(f"/admin/training/{run.id}")
     assert page.status_code == 200
