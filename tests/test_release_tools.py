@@ -68,15 +68,7 @@ def test_open_clip_reads_the_shards_and_the_tsv(
 ):
     from open_clip_train.data import CsvDataset, get_dataset_size, get_wds_dataset
 
-    _many(session, settings, videos=12, pairs=5)
-    release = create_release(
-        session=session,
-        version="v1",
-        user=None,
-        val_fraction=0.2,
-        test_fraction=0.2,
-        samples_per_shard=7,
-    )
+    release = _twelve_video_release(session, settings, samples_per_shard=7)
     folder = release_dir(release)
     items = _items(session, release)
     by_split: dict[str, list[ReleaseItem]] = {}
@@ -151,16 +143,21 @@ def test_open_clip_reads_the_shards_and_the_tsv(
     assert verify_release(folder, expected_manifest_sha256=release.manifest_sha256) == []
 
 
-def test_clip_benchmark_layout(session: Session, settings: Settings):
+def _twelve_video_release(session: Session, settings: Settings, *, samples_per_shard: int):
+    """Release v1 of 12 videos x 5 pairs, a fifth each to val and test."""
     _many(session, settings, videos=12, pairs=5)
-    release = create_release(
+    return create_release(
         session=session,
         version="v1",
         user=None,
         val_fraction=0.2,
         test_fraction=0.2,
-        samples_per_shard=3,
+        samples_per_shard=samples_per_shard,
     )
+
+
+def test_clip_benchmark_layout(session: Session, settings: Settings):
+    release = _twelve_video_release(session, settings, samples_per_shard=3)
     folder = release_dir(release)
     items = _items(session, release)
     root = folder / "clip_benchmark"

@@ -104,14 +104,15 @@ def _config(**overrides) -> training.TrainingConfig:
     return training.TrainingConfig(**{**values, **overrides})
 
 
-def _unsent_run(session, release, model: str) -> TrainingRun:
-    """A run of the default test config, written but not sent: the test runs it."""
+def _unsent_run(session, release, model: str, **config) -> TrainingRun:
+    """A run of the test config (with ``config`` overrides), written but not sent: the
+    test runs it."""
     return training.create_run(
         session=session,
         release=release,
         model=model,
         pretrained=None,
-        config=_config(),
+        config=_config(**config),
         user=None,
         enqueue=False,
     )
@@ -259,15 +260,7 @@ def test_one_epoch_through_the_task_function(session, settings, release, tiny_mo
 
 
 def test_cancel_mid_epoch_kills_the_process_group(session, settings, release, tiny_model):
-    run = training.create_run(
-        session=session,
-        release=release,
-        model=tiny_model,
-        pretrained=None,
-        config=_config(epochs=500),
-        user=None,
-        enqueue=False,
-    )
+    run = _unsent_run(session, release, tiny_model, epochs=500)
     outcome: list[str] = []
     task = threading.Thread(target=lambda: outcome.append(run_training(run.id)))
     task.start()
@@ -297,15 +290,7 @@ def test_a_killed_worker_takes_its_trainer_along_and_the_run_is_requeued(
 ):
     monkeypatch.setenv("QUILT_TRAINING_LEASE_S", "2")
     get_settings.cache_clear()
-    run = training.create_run(
-        session=session,
-        release=release,
-        model=tiny_model,
-        pretrained=None,
-        config=_config(epochs=500),
-        user=None,
-        enqueue=False,
-    )
+    run = _unsent_run(session, release, tiny_model, epochs=500)
     env = app_env(settings.database_url, settings.var_dir, QUILT_TRAINING_LEASE_S="2")
     code = f"from workers.training import run_training; run_training({run.id})"
     with running([sys.executable, "-c", code], env=env, log=tmp_path / "task.log") as task:
